@@ -1,0 +1,125 @@
+"""A trained run is a folder: the *bundle*.
+
+Everything another tool needs lives in it, so a run can be copied, served, explained or
+evaluated without the data or the code that made it::
+
+    RUN/
+      model.keras    the whole Keras model (preprocessing inside, softmax output)
+      model.onnx     the same model for ONNX Runtime: input ``image`` uint8 [N, S, S, 3],
+                     output ``probabilities`` float32 [N, C] in labels.json order
+      labels.json    class names, in output order
+      card.json      what the model is and how it was made (image_size, backbone, recipe, ...)
+      metrics.json   validation metrics
+      split.json     the files of each subset, relative to the data root
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from littlevision.errors import UserError
+
+ONNX_INPUT = "image"
+ONNX_OUTPUT = "probabilities"
+REQUIRED_FILES = ("model.onnx", "labels.json", "card.json")
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically, so an interrupted run never leaves half a file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Bundle:
+    """A loaded run folder. Use :meth:`load`; files are read lazily where they are large."""
+
+    path: Path
+    labels: list[str]
+    card: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Bundle:
+        """Read a bundle's small files and check that it is complete.
+
+        Raises:
+            UserError: when the folder is missing or is not a littlevision run.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise UserError(f"No such run folder: '{path}'.")
+        missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+        if missing:
+            raise UserError(
+                f"'{path}' is not a littlevision run: missing {', '.join(missing)}. "
+                "Make one with `littlevision train DATA -o RUN`."
+            )
+        try:
+            labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
+            card = json.loads((path / "card.json").read_text(encoding="utf-8"))
+            metrics_file = path / "metrics.json"
+            metrics = json.loads(metrics_file.read_text("utf-8")) if metrics_file.is_file() else {}
+        except (OSError, ValueError) as e:
+            raise UserError(f"The run folder '{path}' is damaged: {e}.") from None
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise UserError(f"The run folder '{path}' is damaged: labels.json is not a list of names.")
+        if not isinstance(card, dict) or "image_size" not in card:
+            raise UserError(f"The run folder '{path}' is damaged: card.json has no image_size.")
+        return cls(path=path, labels=labels, card=card, metrics=metrics)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.card["image_size"])
+
+    @property
+    def name(self) -> str:
+        return str(self.card.get("name") or self.path.resolve().name)
+
+    @property
+    def version(self) -> str:
+        """A short content hash of the ONNX model: changes exactly when the model does."""
+        return str(self.card.get("model_version") or file_sha256(self.onnx_path)[:12])
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.path / "model.onnx"
+
+    @property
+    def keras_path(self) -> Path:
+        return self.path / "model.keras"
+
+    def load_keras(self):
+        """Load the Keras model (slow: imports TensorFlow). Needed for explanations and fine-tuning."""
+        from littlevision._tf import quiet_keras
+
+        keras = quiet_keras()
+        if not self.keras_path.is_file():
+            raise UserError(f"The run folder '{self.path}' has no model.keras.")
+        from littlevision.models.layers import CUSTOM_OBJECTS
+
+        return keras.models.load_model(self.keras_path, custom_objects=CUSTOM_OBJECTS, compile=False)
+
+    def predictor(self, threads: int | None = None):
+        """An ONNX Runtime predictor for this bundle (fast; no TensorFlow)."""
+        from littlevision.inference import Predictor
+
+        return Predictor.from_bundle(self, threads=threads)
