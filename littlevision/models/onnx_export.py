@@ -1,0 +1,266 @@
+"""Export a Keras classifier to ONNX, with the bundle's contract built into the graph.
+
+Why our own converter: the models littlevision makes use a dozen layer types, and converting them
+directly is fast (well under a second), exact, and free of tf2onnx's version pins. The graph:
+
+    image: uint8 [N, S, S, 3]  -> Cast -> Transpose to NCHW -> the model's layers -> probabilities
+
+Layers that only act in training (dropout, random augmentation) become identities. A layer type
+that is not supported raises ``NotImplementedError`` naming it, never a silently wrong model.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from littlevision.bundle import ONNX_INPUT, ONNX_OUTPUT
+
+OPSET = 17
+
+# Layers that are the identity at inference time.
+_IDENTITY = {
+    "InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
+    "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
+}
+
+
+class _Graph:
+    """Collects ONNX nodes and initializers; tensors in 4D are kept NCHW."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self._ids = itertools.count()
+
+    def name(self, hint: str) -> str:
+        return f"{hint}_{next(self._ids)}"
+
+    def const(self, array: np.ndarray, hint: str) -> str:
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.asarray(array), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str, **attrs) -> str:
+        out = self.name(hint)
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+
+def _activation(g: _Graph, x: str, name: str, hint: str, ndim: int) -> str:
+    name = (name or "linear").lower()
+    if name == "linear":
+        return x
+    if name == "relu":
+        return g.op("Relu", [x], hint)
+    if name == "relu6":
+        return g.op("Clip", [x, g.const(np.float32(0), "zero"), g.const(np.float32(6), "six")], hint)
+    if name == "sigmoid":
+        return g.op("Sigmoid", [x], hint)
+    if name == "tanh":
+        return g.op("Tanh", [x], hint)
+    if name in ("swish", "silu"):
+        return g.op("Mul", [x, g.op("Sigmoid", [x], hint + "_sig")], hint)
+    if name == "softmax":
+        axis = 1 if ndim == 4 else -1  # channels sit on axis 1 in NCHW
+        return g.op("Softmax", [x], hint, axis=axis)
+    raise NotImplementedError(f"ONNX export: activation '{name}' is not supported.")
+
+
+def _act_name(fn) -> str:
+    if fn is None:
+        return "linear"
+    return getattr(fn, "__name__", str(fn))
+
+
+def _pads(layer, ndim_spatial: int = 2) -> dict:
+    return {"auto_pad": "SAME_UPPER"} if layer.padding == "same" else {"auto_pad": "VALID"}
+
+
+def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> tuple[str, int]:
+    """Return (output tensor name, rank) for one Keras layer applied to ``args``."""
+    cls = type(layer).__name__
+    hint = layer.name
+    x = args[0] if args else None
+    rank = ranks.get(x, 4) if x else 4
+
+    if cls in _IDENTITY or cls.startswith("Random") or getattr(layer, "onnx_identity", False):
+        return x, rank
+    if cls == "Normalization":
+        mean = np.asarray(layer.mean, np.float32).reshape(-1)
+        std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float32).reshape(-1)), 1e-7)
+        shape = (1, -1, 1, 1) if rank == 4 else (1, -1)
+        y = g.op("Sub", [x, g.const(mean.reshape(shape), "mean")], hint + "_sub")
+        return g.op("Div", [y, g.const(std.reshape(shape), "std")], hint), rank
+    if cls == "Rescaling":
+        scale = np.asarray(layer.scale, np.float32)
+        offset = np.asarray(layer.offset, np.float32)
+        shape = (1, -1, 1, 1) if rank == 4 and scale.size > 1 else scale.shape
+        y = g.op("Mul", [x, g.const(scale.reshape(shape if scale.size > 1 else ()), "scale")], hint + "_mul")
+        oshape = (1, -1, 1, 1) if rank == 4 and offset.size > 1 else ()
+        return g.op("Add", [y, g.const(offset.reshape(oshape), "offset")], hint), rank
+    if cls in ("Conv2D", "DepthwiseConv2D"):
+        if tuple(layer.dilation_rate) != (1, 1):
+            raise NotImplementedError(f"ONNX export: dilated convolution in '{layer.name}'.")
+        w = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel)
+        if cls == "Conv2D":
+            if layer.groups != 1:
+                raise NotImplementedError(f"ONNX export: grouped Conv2D '{layer.name}'.")
+            kernel = w.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+            group = 1
+        else:
+            kh, kw, c, m = w.shape
+            kernel = w.transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
+            group = c
+        inputs = [x, g.const(kernel.astype(np.float32), hint + "_w")]
+        if layer.use_bias:
+            inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), hint + "_b"))
+        y = g.op("Conv", inputs, hint, kernel_shape=list(kernel.shape[2:]), strides=list(layer.strides),
+                 group=group, **_pads(layer))
+        return _activation(g, y, _act_name(layer.activation), hint + "_act", 4), 4
+    if cls == "BatchNormalization":
+        if rank == 4 and layer.axis not in (-1, 3):
+            raise NotImplementedError(f"ONNX export: BatchNormalization axis {layer.axis}.")
+        c = layer.moving_mean.shape[0]
+        gamma = layer.gamma.numpy() if layer.scale else np.ones(c, np.float32)
+        beta = layer.beta.numpy() if layer.center else np.zeros(c, np.float32)
+        params = [np.asarray(a, np.float32) for a in (gamma, beta, layer.moving_mean.numpy(),
+                                                        layer.moving_variance.numpy())]
+        names = [g.const(p, f"{hint}_{k}") for p, k in zip(params, ("g", "b", "m", "v"), strict=True)]
+        return g.op("BatchNormalization", [x, *names], hint, epsilon=float(layer.epsilon)), rank
+    if cls == "ReLU":
+        if layer.negative_slope or layer.threshold:
+            raise NotImplementedError(f"ONNX export: leaky/thresholded ReLU '{layer.name}'.")
+        if layer.max_value is None:
+            return g.op("Relu", [x], hint), rank
+        lo, hi = g.const(np.float32(0), "zero"), g.const(np.float32(layer.max_value), "max")
+        return g.op("Clip", [x, lo, hi], hint), rank
+    if cls == "Activation":
+        return _activation(g, x, _act_name(layer.activation), hint, rank), rank
+    if cls == "Softmax":
+        return _activation(g, x, "softmax", hint, rank), rank
+    if cls in ("Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average"):
+        op = {"Add": "Add", "Multiply": "Mul", "Subtract": "Sub", "Maximum": "Max",
+              "Minimum": "Min", "Average": "Sum"}[cls]
+        y = g.op(op, list(args), hint) if op in ("Max", "Min", "Sum") or len(args) == 2 else None
+        if y is None:  # chain n-ary Add/Mul
+            y = args[0]
+            for other in args[1:]:
+                y = g.op(op, [y, other], hint)
+        if cls == "Average":
+            y = g.op("Div", [y, g.const(np.float32(len(args)), "n")], hint + "_avg")
+        return y, rank
+    if cls == "ZeroPadding2D":
+        (top, bottom), (left, right) = layer.padding
+        pads = g.const(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64), "pads")
+        return g.op("Pad", [x, pads], hint), 4
+    if cls in ("MaxPooling2D", "AveragePooling2D"):
+        op = "MaxPool" if cls == "MaxPooling2D" else "AveragePool"
+        extra = {} if op == "MaxPool" else {"count_include_pad": 0}
+        y = g.op(op, [x], hint, kernel_shape=list(layer.pool_size), strides=list(layer.strides),
+                 **_pads(layer), **extra)
+        return y, 4
+    if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        op = "GlobalAveragePool" if cls == "GlobalAveragePooling2D" else "GlobalMaxPool"
+        y = g.op(op, [x], hint)
+        if layer.keepdims:
+            return y, 4
+        return g.op("Flatten", [y], hint + "_flat", axis=1), 2
+    if cls == "Flatten":
+        if rank == 4:  # Keras flattens NHWC: go back to that order first
+            x = g.op("Transpose", [x], hint + "_nhwc", perm=[0, 2, 3, 1])
+        return g.op("Flatten", [x], hint, axis=1), 2
+    if cls == "Dense":
+        if rank != 2:
+            raise NotImplementedError(f"ONNX export: Dense '{layer.name}' on a {rank}-D input.")
+        w = np.asarray(layer.kernel.numpy(), np.float32)
+        b = np.asarray(layer.bias.numpy(), np.float32) if layer.use_bias else np.zeros(w.shape[1], np.float32)
+        y = g.op("Gemm", [x, g.const(w, hint + "_w"), g.const(b, hint + "_b")], hint)
+        return _activation(g, y, _act_name(layer.activation), hint + "_act", 2), 2
+    if _is_model(layer):
+        return _convert_model(g, layer, args, ranks)
+    raise NotImplementedError(
+        f"ONNX export: layer '{layer.name}' of type {cls} is not supported."
+    )
+
+
+def _is_model(layer) -> bool:
+    return hasattr(layer, "_run_through_graph") or type(layer).__name__ == "Sequential"
+
+
+def _functional(model):
+    """A Sequential model keeps its graph in a Functional twin."""
+    if type(model).__name__ == "Sequential":
+        if getattr(model, "_functional", None) is None:
+            raise NotImplementedError("ONNX export: build the Sequential model with an Input first.")
+        return model._functional
+    return model
+
+
+def _convert_model(g: _Graph, model, args: list[str], ranks: dict[str, int]) -> tuple[str, int]:
+    model = _functional(model)
+
+    def call(op, *call_args, **kwargs):
+        names = [a for a in call_args if isinstance(a, str)]
+        for a in call_args:
+            if isinstance(a, (list, tuple)):
+                names.extend(a)
+        out, rank = _convert_layer(g, op, names, ranks)
+        ranks[out] = rank
+        return out
+
+    out = model._run_through_graph(args, call_fn=call)
+    if isinstance(out, (list, tuple)):
+        if len(out) != 1:
+            raise NotImplementedError("ONNX export: models with several outputs are not supported.")
+        out = out[0]
+    return out, ranks[out]
+
+
+def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONNX_OUTPUT) -> Path:
+    """Write ``model`` as ONNX with the bundle contract and return the path.
+
+    Args:
+        model: A Keras model taking float RGB pixels 0..255 [N, S, S, 3] and returning class
+            probabilities (softmax over C, or one sigmoid unit for two classes).
+        path: Where to write ``model.onnx``.
+        image_size: S.
+        output_name: The output's name (``probabilities`` for a classifier; a feature
+            extractor names its output ``features`` and is not given the two-class expansion).
+
+    Returns:
+        The path written.
+    """
+    g = _Graph()
+    x = g.op("Cast", [ONNX_INPUT], "to_float", to=TensorProto.FLOAT)
+    x = g.op("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
+    ranks = {x: 4}
+    y, rank = _convert_model(g, model, [x], ranks)
+    if rank != 2:
+        raise NotImplementedError("ONNX export: the model must end in a [N, C] output.")
+    n_out = int(model.outputs[0].shape[-1])
+    if n_out == 1 and output_name == ONNX_OUTPUT:  # a sigmoid unit: P(class 1); make it [P(class 0), P(class 1)]
+        one = g.const(np.float32(1.0), "one")
+        y = g.op("Concat", [g.op("Sub", [one, y], "p0"), y], "p01", axis=1)
+    g.nodes.append(helper.make_node("Identity", [y], [output_name], name="output"))
+    n_classes = max(2, n_out) if output_name == ONNX_OUTPUT else n_out
+    graph = helper.make_graph(
+        g.nodes,
+        "littlevision",
+        [helper.make_tensor_value_info(ONNX_INPUT, TensorProto.UINT8, ["N", image_size, image_size, 3])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", n_classes])],
+        initializer=g.inits,
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="littlevision")
+    proto.ir_version = 8  # readable by older runtimes too
+    onnx.checker.check_model(proto)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    onnx.save(proto, tmp)
+    tmp.replace(path)
+    return path
