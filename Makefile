@@ -1,0 +1,43 @@
+# The first two commands a new user runs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test test-slow test-all bench lint format browser-deps clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "littlevision needs Python >= 3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)  ## create .venv, install, train/evaluate/predict on the embedded digits dataset
+	$(VENV)/bin/littlevision demo
+
+test: $(STAMP)  ## the default, fast test suite (< 10 min on 2 cores)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)  ## tests that train for real
+	$(PY) -m pytest -q -m slow
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ''
+
+bench: $(STAMP)  ## benchmarks on ../shared/datasets; figures go to docs/benchmarks.md
+	$(PY) benchmarks/run_all.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check littlevision tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format littlevision tests benchmarks
+
+browser-deps:  ## Debian chromium for the browser tests (needs root)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+clean:
+	rm -rf runs demo-data .pytest_cache
