@@ -1,0 +1,364 @@
+"""The ``littlevision`` command: a thin shell over the library.
+
+Each verb parses its arguments, calls one library function, shows the result and returns an
+exit code: 0 done, 1 a check failed (``doctor --fail-on``), 2 a user mistake (one sentence, no
+traceback).
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.table import Table
+
+from littlevision.errors import UserError
+from littlevision.progress import NULL, Reporter, Stage
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Image classifiers from very little data: cleaned, trained, explained and "
+                       "served live, on a CPU.")
+console = Console(stderr=True)
+out = Console()
+
+
+class _RichStage(Stage):
+    def __init__(self, progress: Progress, description: str, total: int | None):
+        self.progress = progress
+        self.task = progress.add_task(description, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        self.progress.advance(self.task, n)
+
+    def __exit__(self, *exc) -> None:
+        task = self.progress.tasks[self.task] if self.task < len(self.progress.tasks) else None
+        if task is not None and task.total is None:
+            self.progress.update(self.task, total=1, completed=1)
+
+
+class RichReporter(Reporter):
+    """Progress bars on stderr, one line per step, with ETA."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=console, transient=False)
+
+    def __enter__(self) -> RichReporter:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def stage(self, description: str, total: int | None = None) -> Stage:
+        return _RichStage(self.progress, description, total)
+
+    def log(self, message: str) -> None:
+        self.progress.console.print(message)
+
+
+def _reporter(quiet: bool):
+    if quiet:
+        import contextlib
+
+        return contextlib.nullcontext(NULL)
+    return RichReporter()
+
+
+def friendly(fn):
+    """Turn user mistakes into one sentence and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, only the result.")]
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _print_metrics_table(metrics: dict, title: str) -> None:
+    table = Table(title=title, show_edge=False)
+    for col in ("class", "precision", "recall", "f1", "n"):
+        table.add_column(col, justify="right" if col != "class" else "left")
+    for name, m in metrics.get("per_class", {}).items():
+        table.add_row(name, _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), str(m["support"]))
+    out.print(table)
+
+
+def _print_skipped(skipped: list[dict], limit: int = 5) -> None:
+    if not skipped:
+        return
+    out.print(f"[yellow]{len(skipped)} file(s) skipped[/] (could not be read as images):")
+    for s in skipped[:limit]:
+        out.print(f"  {s['path']}: {s['message']}", highlight=False)
+    if len(skipped) > limit:
+        out.print(f"  ... and {len(skipped) - limit} more (see card.json)")
+
+
+@app.command()
+@friendly
+def train(
+    data: Annotated[Path, typer.Argument(help="Class folders (or the tutorial's train/ + validation/), or the images folder of --labels.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")],
+    labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
+    recipe: Annotated[str, typer.Option(help="bottleneck (default), scratch, finetune or auto.")] = "bottleneck",
+    val_split: Annotated[float, typer.Option(help="Validation fraction when the data has no split.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Seed for the split and the training.")] = 0,
+    image_size: Annotated[int | None, typer.Option(help="Input side in pixels (default: the recipe's).")] = None,
+    backbone: Annotated[str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")] = "lite0",
+    epochs: Annotated[int | None, typer.Option(help="Epochs, for recipes that train by epochs.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output.")] = False,
+    report: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
+    quiet: Quiet = False,
+) -> None:
+    """Train a classifier and write its bundle (model, ONNX, labels, metrics, card)."""
+    from littlevision.data.source import open_dataset
+    from littlevision.training.run import TrainConfig
+    from littlevision.training.run import train as train_fn
+
+    dataset = open_dataset(data, labels)
+    if not quiet:
+        console.print(f"data: {dataset!r}", highlight=False)
+        _print_load_report(dataset)
+    config = TrainConfig(recipe=recipe, val_split=val_split, seed=seed, image_size=image_size,
+                         backbone=backbone)
+    extra = {}
+    if epochs is not None:
+        extra["epochs"] = epochs
+    if resume:
+        extra["resume"] = True
+    with _reporter(quiet) as rep:
+        bundle = train_fn(dataset, output, config, reporter=rep, **extra)
+        if report:
+            _write_report(bundle, rep)
+    m = bundle.metrics
+    card = bundle.card
+    out.print(f"[bold green]trained[/] {card['recipe']} on {card['data']['n_train']} images, "
+              f"validated on {m['n']}: accuracy [bold]{_pct(m['accuracy'])}[/], "
+              f"log-loss {m['log_loss']:.3f} in {card['timings'].get('total_s', 0):.1f} s")
+    if not quiet:
+        _print_metrics_table(m, "validation")
+    _print_skipped(card["data"]["skipped"])
+    out.print(f"bundle: {bundle.path}  (next: littlevision predict {bundle.path} PHOTOS -o predictions.csv)",
+              highlight=False)
+
+
+def _print_load_report(dataset) -> None:
+    report = getattr(dataset, "load_report", None)
+    if report is None or not hasattr(report, "summary"):
+        return
+    text = report.summary()
+    if isinstance(text, dict):
+        text = "; ".join(f"{k}: {v}" for k, v in text.items() if v)
+    if text:
+        console.print(f"[yellow]note:[/] {text}", highlight=False)
+
+
+def _write_report(bundle, reporter) -> None:
+    try:
+        from littlevision.explain.report import write_report
+    except ImportError:
+        return
+    with reporter.stage("write report.html"):
+        write_report(bundle)
+
+
+@app.command()
+@friendly
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
+    data: Annotated[Path, typer.Argument(help="Labelled images: class folders, or with --labels.")],
+    labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Measure a trained model on labelled images."""
+    from littlevision.bundle import Bundle
+    from littlevision.data.source import open_dataset
+    from littlevision.training.run import evaluate as evaluate_fn
+
+    bundle = Bundle.load(run)
+    dataset = open_dataset(data, labels)
+    with _reporter(quiet or as_json) as rep:
+        metrics = evaluate_fn(bundle, dataset, reporter=rep)
+    if as_json:
+        sys.stdout.write(json.dumps(metrics) + "\n")
+        return
+    out.print(f"accuracy [bold]{_pct(metrics['accuracy'])}[/] on {metrics['n']} images, "
+              f"log-loss {metrics['log_loss'] if metrics['log_loss'] is None else round(metrics['log_loss'], 4)}")
+    _print_metrics_table(metrics, f"{bundle.name} on {data}")
+    _print_skipped(metrics["skipped"])
+    if metrics["n_unknown_label"]:
+        out.print(f"[yellow]{metrics['n_unknown_label']} image(s) have labels the model does not know:[/] "
+                  f"{', '.join(metrics['unknown_labels'][:5])}")
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jfif"}
+
+
+def collect_images(paths: list[Path]) -> list[Path]:
+    """Files given directly, plus image files found under folders (recursively, sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file()
+                                and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"No such file or folder: '{p}'.")
+    if not files:
+        raise UserError(f"No images found in {', '.join(map(str, paths))}.")
+    return files
+
+
+@app.command()
+@friendly
+def predict(
+    run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
+    paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path("predictions.csv"),
+    batch_size: Annotated[int, typer.Option(help="Images per ONNX Runtime call.")] = 32,
+    quiet: Quiet = False,
+) -> None:
+    """Predict labels for images; writes path,label,score and one column per class."""
+    from littlevision.bundle import Bundle
+    from littlevision.inference import Predictor
+
+    bundle = Bundle.load(run)
+    files = collect_images(paths)
+    predictor = Predictor.from_bundle(bundle)
+    import time
+
+    t0 = time.perf_counter()
+    with _reporter(quiet) as rep, rep.stage("predict", total=len(files)) as st:
+        preds = predictor.predict_paths(files, batch_size=batch_size, progress=st.advance)
+    elapsed = time.perf_counter() - t0
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(output.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "score", *bundle.labels])
+        for path, label, row in zip(preds.paths, preds.predicted, preds.probabilities, strict=True):
+            w.writerow([str(path), label, f"{row.max():.6f}", *(f"{p:.6f}" for p in row)])
+    tmp.replace(output)
+    rate = len(files) / elapsed if elapsed > 0 else float("inf")
+    out.print(f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",
+              highlight=False)
+    if preds.failures:
+        out.print(f"[yellow]{len(preds.failures)} file(s) skipped:[/]")
+        for f in preds.failures[:5]:
+            out.print(f"  {f}", highlight=False)
+
+
+@app.command()
+@friendly
+def info(run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Print card.json.")] = False,
+         summary: Annotated[bool, typer.Option("--summary", help="Print the Keras architecture (slow: loads TensorFlow).")] = False) -> None:
+    """What a run is: recipe, backbone, classes, metrics, data, versions."""
+    from littlevision.bundle import Bundle
+
+    bundle = Bundle.load(run)
+    card = bundle.card
+    if as_json:
+        sys.stdout.write(json.dumps(card, indent=2) + "\n")
+        return
+    t = Table(show_header=False, show_edge=False, title=f"run {bundle.path}")
+    t.add_column(style="bold")
+    t.add_column()
+    data = card.get("data", {})
+    rows = [
+        ("recipe", str(card.get("recipe"))),
+        ("backbone", str(card.get("backbone"))),
+        ("image size", str(card.get("image_size"))),
+        ("classes", ", ".join(bundle.labels)),
+        ("train / validation", f"{data.get('n_train', '?')} / {data.get('n_val', '?')}"),
+        ("skipped files", str(len(data.get("skipped", [])))),
+        ("validation accuracy", _pct(bundle.metrics.get("accuracy"))),
+        ("validation log-loss", f"{bundle.metrics.get('log_loss', float('nan')):.4f}"),
+        ("model version", bundle.version),
+        ("created", str(card.get("created"))),
+        ("files", ", ".join(sorted(p.name for p in bundle.path.iterdir() if p.is_file()))),
+    ]
+    for k, v in rows:
+        t.add_row(k, v)
+    out.print(t)
+    if summary:
+        bundle.load_keras().summary(print_fn=lambda s, **_: out.print(s, highlight=False, markup=False))
+
+
+@app.command()
+@friendly
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path("runs/demo"),
+    data: Annotated[Path, typer.Option(help="Where to write the demo images.")] = Path("demo-data/digits"),
+    quiet: Quiet = False,
+) -> None:
+    """Train, evaluate and predict on an embedded real dataset (scikit-learn's handwritten digits)."""
+    from littlevision.data.demo import write_digits_folder
+
+    folder = write_digits_folder(data)
+    out.print(f"demo data: {folder} (1797 scanned handwritten digits from scikit-learn, 10 classes)",
+              highlight=False)
+    train(folder, output, quiet=quiet)
+    samples = sorted((folder / "3").iterdir())[:3] + sorted((folder / "8").iterdir())[:3]
+    predict(output, samples, output=output / "demo-predictions.csv", quiet=True)
+    with open(output / "demo-predictions.csv", encoding="utf-8") as f:
+        for row in list(csv.DictReader(f)):
+            out.print(f"  {Path(row['path']).parent.name}/{Path(row['path']).name} -> {row['label']} "
+                      f"({float(row['score']):.2f})", highlight=False)
+    out.print("\nNow on your own photos (one subfolder per class):\n"
+              "  .venv/bin/littlevision doctor ~/photos/my-classes\n"
+              "  .venv/bin/littlevision train ~/photos/my-classes -o runs/first\n"
+              "  .venv/bin/littlevision predict runs/first new-photos/ -o predictions.csv")
+
+
+def _register_optional() -> None:
+    """Verbs that live with their feature (doctor, explain, serve...) add themselves if present."""
+    import importlib
+
+    for module in ("littlevision.doctor.cli", "littlevision.explain.cli", "littlevision.serving.cli",
+                   "littlevision.training.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and module.startswith(e.name):
+                continue
+            raise
+        register = getattr(mod, "register", None)
+        if register is not None:
+            register(app, friendly)
+
+
+_register_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

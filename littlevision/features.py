@@ -1,0 +1,166 @@
+"""Backbone features for image files, computed once.
+
+Training, evaluation and the doctor all need the same thing: a frozen backbone's feature vector
+for each image. Decoding and embedding are the slow part, so every vector is cached on disk,
+keyed by the file's *content* hash, the backbone, the image size and the preprocessing version:
+renaming or moving a file costs nothing, editing it invalidates exactly that entry.
+
+Embedding runs on ONNX Runtime (faster than TensorFlow on a small CPU); the backbone's ONNX file
+is itself built once from the Keras model and cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from littlevision.cache import cache_dir
+
+# Bump when decoding, resizing or the backbone graph changes: old cache entries are then ignored.
+PREPROCESS_VERSION = 1
+FEATURES_OUTPUT = "features"
+_CHUNK = 64
+
+
+def content_hash(path: str | os.PathLike) -> str:
+    """A short, collision-safe name for a file's bytes (sha256, 32 hex digits)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()[:32]
+
+
+def backbone_onnx(backbone: str, image_size: int) -> Path:
+    """Path of the backbone's feature-extractor ONNX model, exported on first use."""
+    path = cache_dir("onnx") / f"{backbone}-{image_size}-features-pv{PREPROCESS_VERSION}.onnx"
+    if not path.is_file():
+        from littlevision.models import create_backbone
+        from littlevision.models.onnx_export import export_onnx
+
+        model = create_backbone(backbone, input_shape=(image_size, image_size, 3),
+                                include_top=False, pooling="avg")
+        export_onnx(model, path, image_size, output_name=FEATURES_OUTPUT)
+    return path
+
+
+@dataclass
+class Embeddings:
+    """Features for the files that could be decoded, in the order asked for."""
+
+    features: np.ndarray  # [N_ok, D] float32
+    ok_indices: np.ndarray  # indices into the paths that were asked for
+    failures: list = field(default_factory=list)  # DecodeError for each unreadable file
+    hashes: list[str] = field(default_factory=list)  # content hash of every path asked for
+    n_cached: int = 0
+
+
+class Embedder:
+    """Embed image files with a frozen backbone, through the on-disk cache.
+
+    Args:
+        backbone: A registered backbone name (``lite0``...).
+        image_size: Side the images are resized to; the backbone's own size by default.
+        threads: ONNX Runtime threads (default: all cores).
+        use_cache: Read and write the embedding cache.
+    """
+
+    def __init__(self, backbone: str = "lite0", image_size: int | None = None,
+                 threads: int | None = None, use_cache: bool = True):
+        from littlevision.models import get_backbone_spec
+
+        self.backbone = backbone
+        self.image_size = int(image_size or get_backbone_spec(backbone).image_size)
+        self.threads = threads
+        self.use_cache = use_cache
+        self._session = None
+
+    @property
+    def cache_folder(self) -> Path:
+        return cache_dir("embeddings", f"{self.backbone}-{self.image_size}-pv{PREPROCESS_VERSION}")
+
+    @property
+    def session(self):
+        if self._session is None:
+            from littlevision.inference import make_session
+
+            self._session = make_session(backbone_onnx(self.backbone, self.image_size), self.threads)
+        return self._session
+
+    def embed_array(self, images: np.ndarray, flip: bool = False) -> np.ndarray:
+        """Features [N, D] for uint8 images [N, S, S, 3]; ``flip`` mirrors them left-right first."""
+        if flip:
+            images = images[:, :, ::-1]
+        return self.session.run(None, {"image": np.ascontiguousarray(images)})[0]
+
+    def _entry(self, digest: str, variant: str) -> Path:
+        return self.cache_folder / digest[:2] / f"{digest}{variant}.npy"
+
+    def _load(self, digest: str, variant: str) -> np.ndarray | None:
+        try:
+            return np.load(self._entry(digest, variant))
+        except (OSError, ValueError):
+            return None
+
+    def _store(self, digest: str, variant: str, vector: np.ndarray) -> None:
+        entry = self._entry(digest, variant)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".npy.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, vector)
+        os.replace(tmp, entry)
+
+    def embed_paths(
+        self,
+        paths: Sequence[str | os.PathLike],
+        flip: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> Embeddings:
+        """Features for image files; unreadable files are reported in ``failures``, not fatal.
+
+        Args:
+            paths: Image files.
+            flip: Embed the left-right mirror image (a cheap test-time augmentation).
+            progress: Called with the number of files just finished.
+        """
+        from littlevision.data.decode import decode_many
+
+        variant = "-flip" if flip else ""
+        paths = [Path(p) for p in paths]
+        hashes = [content_hash(p) if p.is_file() else "" for p in paths]
+        vectors: dict[int, np.ndarray] = {}
+        todo: list[int] = []
+        for i, digest in enumerate(hashes):
+            cached = self._load(digest, variant) if (self.use_cache and digest) else None
+            if cached is not None:
+                vectors[i] = cached
+            else:
+                todo.append(i)
+        n_cached = len(vectors)
+        if progress and n_cached:
+            progress(n_cached)
+        failures = []
+        for start in range(0, len(todo), _CHUNK):
+            chunk = todo[start:start + _CHUNK]
+            decoded = decode_many([paths[i] for i in chunk], self.image_size)
+            failures.extend(decoded.failures)
+            if len(decoded.ok_indices):
+                feats = self.embed_array(decoded.images, flip=flip)
+                for j, vec in zip(decoded.ok_indices, feats, strict=True):
+                    i = chunk[j]
+                    vectors[i] = vec
+                    if self.use_cache and hashes[i]:
+                        self._store(hashes[i], variant, vec)
+            if progress:
+                progress(len(chunk))
+        ok = np.array(sorted(vectors), dtype=np.int64)
+        dim = next(iter(vectors.values())).shape[0] if vectors else 0
+        features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
+        return Embeddings(features=features.astype(np.float32), ok_indices=ok, failures=failures,
+                          hashes=hashes, n_cached=n_cached)

@@ -1,0 +1,143 @@
+"""The default recipe: frozen backbone features + a linear classifier chosen by cross-validation.
+
+The tutorial's "bottleneck features" idea with a modern backbone: features are computed once
+(and cached), a logistic regression whose regularisation is picked by cross-validated log-loss
+is fitted on them, and the result is folded into ONE Keras model (backbone + Dense softmax) so it
+is saved and exported whole.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from littlevision.features import Embedder
+from littlevision.progress import NULL, Reporter
+from littlevision.training.base import FitResult, Recipe, class_weights
+from littlevision.training.registry import register_recipe
+
+
+def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0,
+                    cs: int = 8, balanced: bool | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Fit a standardised logistic regression and fold it into Dense weights.
+
+    Args:
+        features: [N, D] backbone features.
+        y: [N] class indices.
+        n_classes: C (classes absent from ``y`` get a very low logit).
+        seed: For the cross-validation folds.
+        cs: How many regularisation strengths to try (log-spaced).
+        balanced: Use balanced class weights; by default only when classes are imbalanced.
+
+    Returns:
+        (kernel [D, C], bias [C], info) such that softmax(features @ kernel + bias) are the
+        classifier's probabilities.
+    """
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    present = np.unique(y)
+    mu = features.mean(axis=0)
+    sigma = features.std(axis=0) + 1e-6
+    z = (features - mu) / sigma
+    weights = class_weights(y, n_classes) if balanced is None else (
+        class_weights(y, n_classes, threshold=1.0) if balanced else None)
+    cw = "balanced" if weights else None
+    min_count = np.bincount(y)[present].min()
+    folds = int(min(5, min_count))
+    grid = np.logspace(-4, 1, cs)
+    if folds >= 2:
+        clf = LogisticRegressionCV(Cs=grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+                                   scoring="neg_log_loss", max_iter=3000, class_weight=cw,
+                                   n_jobs=None, random_state=seed)
+        clf.fit(z, y)
+        chosen = float(np.atleast_1d(clf.C_)[0])
+    else:  # too few images for cross-validation: a moderate default
+        chosen = 0.1
+        clf = LogisticRegression(C=chosen, max_iter=3000, class_weight=cw).fit(z, y)
+    coef = np.asarray(clf.coef_, np.float64)
+    intercept = np.asarray(clf.intercept_, np.float64)
+    if len(present) == 2 and coef.shape[0] == 1:  # sklearn's binary form: logit of class 1
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = np.array([0.0, intercept[0]])
+    full_coef = np.zeros((n_classes, features.shape[1]))
+    full_bias = np.full(n_classes, -30.0)
+    full_coef[present] = coef
+    full_bias[present] = intercept
+    kernel = (full_coef / sigma).T
+    bias = full_bias - (mu / sigma) @ full_coef.T
+    info = {"C": chosen, "cv_folds": folds, "class_weight": cw}
+    return kernel.astype(np.float32), bias.astype(np.float32), info
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def build_classifier(backbone: str, image_size: int, kernel: np.ndarray, bias: np.ndarray):
+    """One Keras model: the frozen backbone + a Dense softmax head with the given weights."""
+    from littlevision._tf import quiet_keras
+    from littlevision.models import create_backbone
+
+    keras = quiet_keras()
+    base = create_backbone(backbone, input_shape=(image_size, image_size, 3), include_top=False,
+                           pooling="avg")
+    base.trainable = False
+    inputs = keras.Input((image_size, image_size, 3), name="pixels")
+    x = base(inputs, training=False)
+    outputs = keras.layers.Dense(kernel.shape[1], activation="softmax", name="classifier")(x)
+    model = keras.Model(inputs, outputs, name=f"{backbone}_bottleneck")
+    model.get_layer("classifier").set_weights([kernel, bias])
+    return model
+
+
+@register_recipe("bottleneck")
+class Bottleneck(Recipe):
+    """Frozen backbone features + cross-validated logistic regression.
+
+    Args:
+        backbone: Registered backbone name.
+        image_size: Input side; the backbone's default when None.
+        flip_augment: Also train on left-right mirrored images' features (doubles embedding).
+        seed: Seed for the cross-validation folds.
+    """
+
+    def __init__(self, backbone: str = "lite0", image_size: int | None = None,
+                 flip_augment: bool = False, seed: int = 0):
+        self.backbone = backbone
+        self.image_size = image_size
+        self.flip_augment = flip_augment
+        self.seed = seed
+
+    def _embed(self, embedder: Embedder, ds, what: str, reporter: Reporter, flip: bool = False):
+        with reporter.stage(f"embed {what}" + (" (mirrored)" if flip else ""), total=len(ds)) as st:
+            return embedder.embed_paths(ds.paths, flip=flip, progress=st.advance)
+
+    def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
+        t0 = time.perf_counter()
+        embedder = Embedder(self.backbone, self.image_size)
+        size = embedder.image_size
+        tr = self._embed(embedder, train, "train", reporter)
+        va = self._embed(embedder, val, "validation", reporter)
+        feats, y = tr.features, train.y[tr.ok_indices]
+        if self.flip_augment:
+            fl = self._embed(embedder, train, "train", reporter, flip=True)
+            feats = np.concatenate([feats, fl.features])
+            y = np.concatenate([y, train.y[fl.ok_indices]])
+        t_embed = time.perf_counter() - t0
+        with reporter.stage("fit classifier"):
+            kernel, bias, info = fit_linear_head(feats, y, len(train.classes), seed=self.seed)
+        val_probs = softmax(va.features @ kernel + bias)
+        t_fit = time.perf_counter() - t0 - t_embed
+        with reporter.stage("build model"):
+            model = build_classifier(self.backbone, size, kernel, bias)
+        info.update(n_cached=tr.n_cached + va.n_cached, feature_dim=int(feats.shape[1]))
+        return FitResult(
+            model=model, image_size=size, val_probabilities=val_probs, val_indices=va.ok_indices,
+            skipped=tr.failures + va.failures,
+            timings={"embed_s": t_embed, "fit_s": t_fit,
+                     "build_s": time.perf_counter() - t0 - t_embed - t_fit},
+            info=info,
+        )

@@ -1,0 +1,205 @@
+"""``train``: from a Dataset to a bundle folder, whatever the recipe."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from littlevision.bundle import Bundle, file_sha256, write_json
+from littlevision.errors import UserError
+from littlevision.metrics import classification_metrics
+from littlevision.progress import NULL, Reporter
+from littlevision.training.base import Recipe
+from littlevision.training.registry import create_recipe
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``littlevision train`` takes besides the data; stored in card.json."""
+
+    recipe: str = "bottleneck"
+    val_split: float = 0.2
+    seed: int = 0
+    image_size: int | None = None
+    backbone: str = "lite0"
+
+
+def versions() -> dict[str, str]:
+    """Versions of what made the model, so a card says how to reproduce it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("littlevision", "keras", "tensorflow-cpu", "tensorflow", "onnxruntime", "onnx",
+                "scikit-learn", "numpy", "pillow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _skipped_records(failures, root: Path | None) -> list[dict[str, str]]:
+    out = []
+    for f in failures:
+        path = Path(getattr(f, "path", "") or "")
+        try:
+            shown = str(path.relative_to(root)) if root else str(path)
+        except ValueError:
+            shown = str(path)
+        out.append({"path": shown, "reason": getattr(f, "reason", "unreadable"), "message": str(f)})
+    return out
+
+
+def data_summary(train, val, skipped, dataset=None) -> dict[str, Any]:
+    source = dataset if dataset is not None else train
+    report = getattr(source, "load_report", None)
+    summary = {
+        "source": str(getattr(source, "source", None) or getattr(source, "root", "") or ""),
+        "classes": list(train.classes),
+        "n_train": len(train),
+        "n_val": len(val),
+        "counts_train": train.counts(),
+        "counts_val": val.counts(),
+        "skipped": skipped,
+    }
+    if report is not None and hasattr(report, "summary"):
+        summary["load_report"] = report.summary()
+    return summary
+
+
+def write_bundle(output: Path, recipe: Recipe, train, val, config: TrainConfig,
+                 dataset=None, started: float | None = None) -> Bundle:
+    """Write the run folder for a fitted recipe (see :mod:`littlevision.bundle`)."""
+    from littlevision.models.onnx_export import export_onnx
+
+    result = recipe.result
+    output.mkdir(parents=True, exist_ok=True)
+    result.model.save(output / "model.keras")
+    export_onnx(result.model, output / "model.onnx", result.image_size)
+    classes = recipe.classes_
+    write_json(output / "labels.json", classes)
+    y_val = val.y[result.val_indices]
+    metrics = classification_metrics(y_val, result.val_probabilities, classes)
+    metrics["subset"] = "validation"
+    write_json(output / "metrics.json", metrics)
+    root = getattr(dataset if dataset is not None else train, "root", None)
+    write_json(output / "split.json", _split_record(train, val, root))
+    if result.history:
+        write_json(output / "history.json", result.history)
+    skipped = _skipped_records(result.skipped, Path(root) if root else None)
+    card = {
+        "name": output.resolve().name,
+        "model_version": file_sha256(output / "model.onnx")[:12],
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "image_size": result.image_size,
+        "backbone": getattr(recipe, "backbone", None),
+        "recipe": recipe.name,
+        "recipe_params": recipe.get_params(),
+        "seed": config.seed,
+        "val_split": config.val_split,
+        "labels": classes,
+        "data": data_summary(train, val, skipped, dataset),
+        "metrics": {k: metrics[k] for k in ("accuracy", "log_loss", "n")},
+        "recipe_info": result.info,
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "onnx": {"input": "image", "dtype": "uint8",
+                 "shape": ["N", result.image_size, result.image_size, 3],
+                 "output": "probabilities", "normalisation": "inside the graph"},
+        "versions": versions(),
+    }
+    if started is not None:
+        card["timings"]["total_s"] = round(time.perf_counter() - started, 3)
+    write_json(output / "card.json", card)
+    return Bundle.load(output)
+
+
+def _split_record(train, val, root) -> dict[str, list[str]]:
+    def rel(p: Path) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(Path(root).resolve())) if root else str(p)
+        except ValueError:
+            return str(p)
+
+    return {
+        "root": str(root) if root else None,
+        "train": [rel(it.path) for it in train],
+        "train_labels": [it.label for it in train],
+        "validation": [rel(it.path) for it in val],
+        "validation_labels": [it.label for it in val],
+    }
+
+
+def train(data, output: str | os.PathLike, config: TrainConfig | None = None,
+          reporter: Reporter = NULL, **recipe_params) -> Bundle:
+    """Train a classifier on ``data`` and write its bundle to ``output``.
+
+    Args:
+        data: A Dataset, or a folder / CSV path (see :func:`littlevision.data.source.open_dataset`).
+        output: The run folder to write.
+        config: Recipe name, validation split, seed, image size, backbone.
+        reporter: Receives progress.
+        **recipe_params: Extra settings for the recipe (e.g. ``epochs`` for ``scratch``).
+
+    Returns:
+        The written :class:`~littlevision.bundle.Bundle`.
+    """
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    if not 0.0 < config.val_split < 1.0:
+        raise UserError(f"--val-split must be between 0 and 1. Received: {config.val_split}.")
+    if not isinstance(data, (str, os.PathLike)):
+        dataset = data
+    else:
+        from littlevision.data.source import open_dataset
+
+        dataset = open_dataset(data)
+    if len(dataset) == 0:
+        raise UserError(f"No images found in '{getattr(dataset, 'root', data)}'.")
+    train_ds, val_ds = dataset.split(val_fraction=config.val_split, seed=config.seed)
+    if len(val_ds) == 0:
+        raise UserError("The validation split is empty: add images or raise --val-split.")
+    params = {"seed": config.seed, **recipe_params}
+    if config.recipe != "scratch":
+        params.setdefault("backbone", config.backbone)
+    if config.image_size:
+        params["image_size"] = config.image_size
+    recipe = create_recipe(config.recipe, **params)
+    output = Path(output)
+    recipe.fit(train_ds, val_ds, reporter=reporter, output=output)
+    with reporter.stage("write bundle"):
+        return write_bundle(output, recipe, train_ds, val_ds, config, dataset, started)
+
+
+def evaluate(run, data, reporter: Reporter = NULL, batch_size: int = 32) -> dict[str, Any]:
+    """Metrics of a bundle on labelled data (class folders or CSV), predicting with ONNX Runtime.
+
+    Images whose label is not one of the bundle's classes are counted in ``unknown_labels``.
+    """
+    from littlevision.inference import Predictor
+
+    bundle = run if isinstance(run, Bundle) else Bundle.load(run)
+    if isinstance(data, (str, os.PathLike)):
+        from littlevision.data.source import open_dataset
+
+        data = open_dataset(data)
+    index = {c: i for i, c in enumerate(bundle.labels)}
+    known = [i for i, it in enumerate(data) if it.label in index]
+    unknown = sorted({it.label for it in data if it.label not in index and it.label is not None})
+    subset = data[known]
+    predictor = Predictor.from_bundle(bundle)
+    with reporter.stage("predict", total=len(subset)) as st:
+        preds = predictor.predict_paths(subset.paths, batch_size=batch_size, progress=st.advance)
+    pos = {Path(p): i for i, p in enumerate(subset.paths)}
+    y = np.array([index[subset[pos[Path(p)]].label] for p in preds.paths], dtype=np.int64)
+    metrics = classification_metrics(y, preds.probabilities, bundle.labels)
+    metrics["skipped"] = _skipped_records(preds.failures, getattr(data, "root", None))
+    metrics["unknown_labels"] = unknown
+    metrics["n_unknown_label"] = len(data) - len(known)
+    return metrics
