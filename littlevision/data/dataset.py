@@ -92,7 +92,7 @@ class LoadReport:
 
     def __bool__(self) -> bool:
         """True when there is anything to tell the user."""
-        return any(self._entries())
+        return any(values for _, values in self._entries())
 
     def _entries(self) -> list[tuple[str, list]]:
         csv_name = self.csv_name
