@@ -1,0 +1,44 @@
+"""littlevision: image classifiers from very little data, cleaned, trained, explained and served.
+
+The top-level names are imported lazily, so ``import littlevision`` is instant and TensorFlow is
+loaded only by what needs it (training, explanations).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Dataset": "littlevision.data.dataset",
+    "Item": "littlevision.data.dataset",
+    "load_image": "littlevision.data.decode",
+    "DecodeError": "littlevision.data.decode",
+    "open_dataset": "littlevision.data.source",
+    "Bundle": "littlevision.bundle",
+    "Predictor": "littlevision.inference",
+    "Embedder": "littlevision.features",
+    "TrainConfig": "littlevision.training.run",
+    "train": "littlevision.training.run",
+    "evaluate": "littlevision.training.run",
+    "create_recipe": "littlevision.training.registry",
+    "list_recipes": "littlevision.training.registry",
+    "create_backbone": "littlevision.models",
+    "list_backbones": "littlevision.models",
+    "UserError": "littlevision.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'littlevision' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return __all__

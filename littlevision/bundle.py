@@ -114,9 +114,12 @@ class Bundle:
         keras = quiet_keras()
         if not self.keras_path.is_file():
             raise UserError(f"The run folder '{self.path}' has no model.keras.")
-        from littlevision.models.layers import CUSTOM_OBJECTS
+        # Custom layers (e.g. training-only augmentation) register themselves with
+        # keras.saving.register_keras_serializable when their module is imported.
+        import littlevision.training.registry as recipes
 
-        return keras.models.load_model(self.keras_path, custom_objects=CUSTOM_OBJECTS, compile=False)
+        recipes._load_builtin()
+        return keras.models.load_model(self.keras_path, compile=False)
 
     def predictor(self, threads: int | None = None):
         """An ONNX Runtime predictor for this bundle (fast; no TensorFlow)."""

@@ -167,7 +167,7 @@ def train(
 
 def _print_load_report(dataset) -> None:
     report = getattr(dataset, "load_report", None)
-    if report is None or not hasattr(report, "summary"):
+    if not report or not hasattr(report, "summary"):
         return
     text = report.summary()
     if isinstance(text, dict):

@@ -129,7 +129,7 @@ class Embedder:
             flip: Embed the left-right mirror image (a cheap test-time augmentation).
             progress: Called with the number of files just finished.
         """
-        from littlevision.data.decode import decode_many
+        from littlevision.data.decode import iter_decoded
 
         variant = "-flip" if flip else ""
         paths = [Path(p) for p in paths]
@@ -146,19 +146,18 @@ class Embedder:
         if progress and n_cached:
             progress(n_cached)
         failures = []
-        for start in range(0, len(todo), _CHUNK):
-            chunk = todo[start:start + _CHUNK]
-            decoded = decode_many([paths[i] for i in chunk], self.image_size)
+        # The next batch decodes while this one is embedded: both cores stay busy.
+        for decoded in iter_decoded([paths[i] for i in todo], self.image_size, batch_size=_CHUNK):
             failures.extend(decoded.failures)
             if len(decoded.ok_indices):
                 feats = self.embed_array(decoded.images, flip=flip)
                 for j, vec in zip(decoded.ok_indices, feats, strict=True):
-                    i = chunk[j]
+                    i = todo[j]
                     vectors[i] = vec
                     if self.use_cache and hashes[i]:
                         self._store(hashes[i], variant, vec)
             if progress:
-                progress(len(chunk))
+                progress(len(decoded.ok_indices) + len(decoded.failures))
         ok = np.array(sorted(vectors), dtype=np.int64)
         dim = next(iter(vectors.values())).shape[0] if vectors else 0
         features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)

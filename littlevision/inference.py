@@ -104,7 +104,7 @@ class Predictor:
             failures.extend(batch.failures)
             if len(batch.ok_indices):
                 probs.append(self.predict_array(batch.images))
-                kept.extend(batch.paths[i] for i in batch.ok_indices) if hasattr(batch, "paths") else None
+                kept.extend(paths[i] for i in batch.ok_indices)
             if progress:
                 progress(len(batch.ok_indices) + len(batch.failures))
         probabilities = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)

@@ -53,3 +53,13 @@ def copy_slice(src_root: Path, dst_root: Path, per_class: int, subset: str = "tr
 def small_folder(cats_dogs_dir, tmp_path_factory) -> Path:
     """20 cats and 20 dogs in class folders (a session-wide copy: do not modify)."""
     return copy_slice(cats_dogs_dir, tmp_path_factory.mktemp("small") / "pets", per_class=20)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(small_folder, tmp_path_factory) -> Path:
+    """A real bundle: the default recipe trained on 40 photos (session-wide: do not modify)."""
+    from littlevision.training.run import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    train(small_folder, out, TrainConfig(val_split=0.3, seed=0))
+    return out

@@ -9,6 +9,7 @@ is saved and exported whole.
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -51,7 +52,9 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: i
         clf = LogisticRegressionCV(Cs=grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
                                    scoring="neg_log_loss", max_iter=3000, class_weight=cw,
                                    n_jobs=None, random_state=seed)
-        clf.fit(z, y)
+        with warnings.catch_warnings():  # scikit-learn's notices about its own future defaults
+            warnings.simplefilter("ignore", FutureWarning)
+            clf.fit(z, y)
         chosen = float(np.atleast_1d(clf.C_)[0])
     else:  # too few images for cross-validation: a moderate default
         chosen = 0.1

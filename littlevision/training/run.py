@@ -120,20 +120,17 @@ def write_bundle(output: Path, recipe: Recipe, train, val, config: TrainConfig,
     return Bundle.load(output)
 
 
-def _split_record(train, val, root) -> dict[str, list[str]]:
-    def rel(p: Path) -> str:
-        try:
-            return str(Path(p).resolve().relative_to(Path(root).resolve())) if root else str(p)
-        except ValueError:
-            return str(p)
-
-    return {
-        "root": str(root) if root else None,
-        "train": [rel(it.path) for it in train],
-        "train_labels": [it.label for it in train],
-        "validation": [rel(it.path) for it in val],
-        "validation_labels": [it.label for it in val],
-    }
+def _split_record(train, val, root) -> dict[str, Any]:
+    """``split.json``: the files of each subset relative to ``root`` (see Dataset.split_record)."""
+    try:
+        record = (train + val).split_record()
+    except ValueError:  # no common root (a hand-made Dataset): keep absolute paths
+        record = {"subsets": {"train": {}, "validation": {}}}
+        for subset, ds in (("train", train), ("validation", val)):
+            for it in ds:
+                record["subsets"][subset].setdefault(it.label, []).append(str(it.path))
+    record["root"] = str(Path(root).resolve()) if root else None
+    return record
 
 
 def train(data, output: str | os.PathLike, config: TrainConfig | None = None,

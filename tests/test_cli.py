@@ -1,0 +1,103 @@
+"""The command line end to end on real photos, and every user mistake giving exit 2."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from littlevision.cli import app
+
+runner = CliRunner()
+
+
+def lv(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def cli_run(small_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    result = lv("train", small_folder, "-o", out, "--val-split", "0.3", "--quiet", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output
+    return out
+
+
+def test_train_evaluate_predict_info(cli_run, small_folder, tmp_path):
+    result = lv("evaluate", cli_run, small_folder, "--json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["n"] == 40 and metrics["accuracy"] >= 0.9
+    assert set(metrics["per_class"]) == {"cats", "dogs"}
+    assert len(metrics["confusion"]) == 2
+
+    out_csv = tmp_path / "pred.csv"
+    result = lv("predict", cli_run, small_folder / "cats", small_folder / "dogs" / "dog.1.jpg",
+                "-o", out_csv, "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(open(out_csv, encoding="utf-8")))
+    assert list(rows[0]) == ["path", "label", "score", "cats", "dogs"]
+    assert len(rows) == 21
+    cats = [r for r in rows if "/cats/" in r["path"]]
+    assert sum(r["label"] == "cats" for r in cats) >= 18
+    assert all(abs(float(r["cats"]) + float(r["dogs"]) - 1) < 1e-4 for r in rows)
+
+    result = lv("info", cli_run)
+    assert result.exit_code == 0 and "bottleneck" in result.output and "cats, dogs" in result.output
+
+
+def test_predict_skips_a_broken_file_and_says_so(cli_run, small_folder, tmp_path):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    shutil.copy(small_folder / "cats" / "cat.1.jpg", folder / "ok.jpg")
+    (folder / "broken.jpg").write_bytes(b"not really a jpeg")
+    result = lv("predict", cli_run, folder, "-o", tmp_path / "p.csv", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) skipped" in result.output
+    assert len(list(csv.DictReader(open(tmp_path / "p.csv")))) == 1
+
+
+def _one_class(tmp_path, small_folder):
+    d = tmp_path / "one"
+    shutil.copytree(small_folder / "cats", d / "cats")
+    return d
+
+
+def _empty_class(tmp_path, small_folder):
+    d = tmp_path / "empty"
+    shutil.copytree(small_folder / "cats", d / "cats")
+    (d / "dogs").mkdir()
+    return d
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("missing_folder", "No such"),
+    ("one_class", "at least 2 classes"),
+    ("empty_class", "has no"),
+    ("csv_without_label", "label"),
+    ("bad_bundle", "not a littlevision run"),
+    ("predict_missing_path", "No such file"),
+])
+def test_user_mistakes_exit_2_with_one_sentence(case, needle, tmp_path, small_folder, cli_run):
+    if case == "missing_folder":
+        args = ("train", tmp_path / "nope", "-o", tmp_path / "r")
+    elif case == "one_class":
+        args = ("train", _one_class(tmp_path, small_folder), "-o", tmp_path / "r")
+    elif case == "empty_class":
+        args = ("train", _empty_class(tmp_path, small_folder), "-o", tmp_path / "r")
+    elif case == "csv_without_label":
+        (tmp_path / "l.csv").write_text("path,size,width\ncat.1.jpg,3,5\ncat.2.jpg,4,6\n")
+        args = ("train", small_folder / "cats", "--labels", tmp_path / "l.csv", "-o", tmp_path / "r")
+    elif case == "bad_bundle":
+        (tmp_path / "notarun").mkdir()
+        args = ("predict", tmp_path / "notarun", small_folder / "cats", "-o", tmp_path / "p.csv")
+    else:
+        args = ("predict", cli_run, tmp_path / "nothing-here.jpg", "-o", tmp_path / "p.csv")
+    result = lv(*args, "--quiet") if args[0] == "train" else lv(*args)
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert "Traceback" not in result.output
