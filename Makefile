@@ -28,7 +28,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
 bench: $(STAMP)  ## benchmarks on ../shared/datasets; figures go to docs/benchmarks.md
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(BENCH)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check littlevision tests benchmarks
