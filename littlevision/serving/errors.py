@@ -1,0 +1,128 @@
+"""Every error the service answers is JSON of one shape: ``{"error", "message", "status"}``.
+
+``error`` is a stable code a client can switch on (``not_image``, ``queue_full``, ...);
+``message`` is one sentence for a person. The ``error`` field being a string also keeps the
+Open Inference Protocol's ``{"error": "..."}`` clients happy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("littlevision.serving")
+
+#: HTTP status for each reason of ``littlevision.data.decode.DecodeError``.
+DECODE_STATUS = {
+    "empty": 400,
+    "truncated": 422,
+    "not_image": 422,
+    "unreadable": 422,
+    "too_large": 413,
+}
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "queue_full",
+    500: "internal_error",
+    501: "not_implemented",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: str
+    message: str
+    status: int
+
+
+class ApiError(HTTPException):
+    """An error with a stable ``code``; raised anywhere in a request, answered as JSON.
+
+    It subclasses Starlette's ``HTTPException`` so FastAPI lets it through untouched even when
+    it is raised while the body is being read (the body-size limit does that).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=message, headers=headers)
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    return JSONResponse(
+        {"error": code, "message": message, "status": status}, status_code=status, headers=headers
+    )
+
+
+def decode_error(exc: Exception) -> ApiError:
+    """Turn a ``DecodeError`` from ``littlevision.data.decode`` into its 4xx answer."""
+    reason = getattr(exc, "reason", "unreadable")
+    words = getattr(exc, "words", None) or str(exc)
+    return ApiError(DECODE_STATUS.get(reason, 422), reason, f"The upload cannot be used: {words}.")
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict]:
+    """OpenAPI ``responses`` entries for the error statuses an endpoint can answer."""
+    return {
+        s: {"model": ErrorBody, "description": _CODES.get(s, "error").replace("_", " ")}
+        for s in statuses
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error as :class:`ErrorBody` JSON, including framework and unexpected ones."""
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
+        message = getattr(exc, "message", None) or str(exc.detail)
+        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = []
+        for err in exc.errors():
+            err = {k: v for k, v in err.items() if k not in ("input", "ctx", "url")}
+            details.append(jsonable_encoder(err))
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', ()))}: {d.get('msg', '')}" for d in details
+        )
+        body = {
+            "error": "invalid_request",
+            "message": f"The request is not valid: {where}",
+            "status": 422,
+            "details": details,
+        }
+        return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("Unexpected error answering %s %s", request.method, request.url.path)
+        return error_response(
+            500, "internal_error", "The service failed unexpectedly; see its log."
+        )

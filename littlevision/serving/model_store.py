@@ -1,0 +1,223 @@
+"""The model being served, and its hot reload.
+
+A :class:`LoadedModel` is immutable once warmed up; the :class:`ModelStore` swaps the whole
+object in one assignment, so a request sees either the old model or the new one, never a mix.
+A reload loads and warms the new model in a worker thread while the old one keeps answering;
+if anything fails, the old one stays and the error is kept for ``/v1/model`` and the logs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from littlevision.bundle import REQUIRED_FILES, Bundle
+from littlevision.errors import UserError
+from littlevision.inference import Predictor
+
+log = logging.getLogger("littlevision.serving")
+
+WATCHED_FILES = (*REQUIRED_FILES, "model.keras", "metrics.json")
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """One bundle, loaded and warmed: what a request is answered with.
+
+    Attributes:
+        bundle: The run folder's small files.
+        predictor: The ONNX Runtime session (thread-safe for ``run``).
+        version: Content hash of model.onnx (or the card's ``model_version``).
+        loaded_at: Unix time when it started serving.
+    """
+
+    bundle: Bundle
+    predictor: Predictor
+    version: str
+    loaded_at: float
+
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def labels(self) -> list[str]:
+        return self.bundle.labels
+
+    @property
+    def image_size(self) -> int:
+        return self.bundle.image_size
+
+    def predict_array(self, images: np.ndarray) -> np.ndarray:
+        """Probabilities [N, C] for uint8 images [N, S, S, 3] (what the batcher calls)."""
+        return self.predictor.predict_array(images)
+
+
+def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int) -> LoadedModel:
+    """Load a bundle and check that it answers sensibly before it may serve.
+
+    Args:
+        run_dir: The run folder.
+        threads: ONNX Runtime intra-op threads.
+        warm_batch: Also run a batch this big, so the first real batch is not the slow one.
+
+    Raises:
+        UserError: when the folder is not a bundle, the model does not load, or its warm-up
+            answer does not have one probability per label summing to 1.
+    """
+    bundle = Bundle.load(run_dir)
+    version = bundle.version
+    predictor = Predictor.from_bundle(bundle, threads=threads)
+    size, n_labels = bundle.image_size, len(bundle.labels)
+    if n_labels < 2:
+        raise UserError(f"Expected at least 2 labels in labels.json. Received: {bundle.labels}")
+    for n in sorted({1, max(1, int(warm_batch))}):
+        try:
+            probs = predictor.predict_array(np.zeros((n, size, size, 3), np.uint8))
+        except Exception as e:  # onnxruntime raises its own untyped errors
+            raise UserError(f"The model in '{run_dir}' failed its warm-up: {e}") from None
+        if probs.shape != (n, n_labels):
+            raise UserError(
+                f"The model in '{run_dir}' answers {probs.shape[-1]} probabilities but "
+                f"labels.json names {n_labels} classes. Expected shape {(n, n_labels)}. "
+                f"Received: {tuple(probs.shape)}"
+            )
+        if not np.all(np.isfinite(probs)) or not np.allclose(probs.sum(axis=1), 1.0, atol=1e-3):
+            raise UserError(
+                f"The model in '{run_dir}' does not answer probabilities (rows must sum to 1)."
+            )
+    return LoadedModel(bundle=bundle, predictor=predictor, version=version, loaded_at=time.time())
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What a reload did: ``ok`` with the new version, or the error and the version kept."""
+
+    ok: bool
+    version: str | None
+    previous: str | None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class ModelStore:
+    """Holds the serving model; reloads it from the run folder on request or when it changes.
+
+    Args:
+        run_dir: The run folder being served.
+        threads: ONNX Runtime intra-op threads.
+        warm_batch: Batch size of the warm-up call (the service's ``max_batch``).
+        on_swap: Called with the new model after every successful (re)load.
+        on_reload: Called with each :class:`ReloadResult` (for metrics).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        threads: int | None = None,
+        warm_batch: int = 1,
+        on_swap: Callable[[LoadedModel], None] | None = None,
+        on_reload: Callable[[ReloadResult], None] | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir)
+        self.threads = threads
+        self.warm_batch = warm_batch
+        self.on_swap = on_swap
+        self.on_reload = on_reload
+        self._current: LoadedModel | None = None
+        self._lock: asyncio.Lock | None = None
+        self.last_error: str | None = None
+        self.last_reload: ReloadResult | None = None
+        self._stamp: tuple | None = None  # fingerprint of the files last loaded (or tried)
+
+    @property
+    def current(self) -> LoadedModel | None:
+        """The model answering now (None before the first load)."""
+        return self._current
+
+    def set_current(self, model: LoadedModel) -> None:
+        """Swap in an already loaded model (one assignment: atomic for every reader)."""
+        self._current = model
+        if self.on_swap is not None:
+            self.on_swap(model)
+
+    async def load_initial(self) -> LoadedModel:
+        """Load at start-up; a failure here is fatal (raised), unlike a reload's."""
+        stamp = fingerprint(self.run_dir)
+        model = await asyncio.to_thread(load_model, self.run_dir, self.threads, self.warm_batch)
+        self._stamp = stamp
+        self.set_current(model)
+        return model
+
+    async def reload(self, reason: str = "request") -> ReloadResult:
+        """Load the run folder again and swap it in; keep the old model if that fails."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            previous = self._current.version if self._current else None
+            start = time.perf_counter()
+            stamp = fingerprint(self.run_dir)
+            try:
+                model = await asyncio.to_thread(
+                    load_model, self.run_dir, self.threads, self.warm_batch
+                )
+            except Exception as e:  # any failure keeps the old model serving
+                message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+                result = ReloadResult(
+                    False, previous, previous, message, time.perf_counter() - start
+                )
+                self.last_error = message
+                log.error("Reload (%s) failed; still serving %s: %s", reason, previous, message)
+            else:
+                self.set_current(model)
+                self.last_error = None
+                result = ReloadResult(
+                    True, model.version, previous, None, time.perf_counter() - start
+                )
+                log.info(
+                    "Reloaded (%s): %s -> %s in %.2f s",
+                    reason,
+                    previous,
+                    model.version,
+                    result.seconds,
+                )
+            self._stamp = stamp
+            self.last_reload = result
+            if self.on_reload is not None:
+                self.on_reload(result)
+            return result
+
+    async def watch(self, interval_s: float) -> None:
+        """Reload when the bundle's files change and then stay unchanged for one interval.
+
+        Waiting for the files to settle avoids loading a model.onnx that is still being
+        written; a failed load is not retried until the files change again.
+        """
+        seen = fingerprint(self.run_dir)
+        while True:
+            await asyncio.sleep(interval_s)
+            now = fingerprint(self.run_dir)
+            if now != seen:
+                seen = now  # still changing: wait for it to settle
+                continue
+            if self._stamp is not None and now != self._stamp:
+                await self.reload(reason="files changed")
+
+
+def fingerprint(run_dir: Path) -> tuple:
+    """Size and modification time of each bundle file: cheap to compute every few seconds."""
+    out = []
+    for name in WATCHED_FILES:
+        try:
+            st = os.stat(run_dir / name)
+            out.append((name, st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((name, None, None))
+    return tuple(out)

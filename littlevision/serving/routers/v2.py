@@ -1,0 +1,275 @@
+"""The Open Inference Protocol v2 (KServe, Triton, Seldon MLServer), REST flavour.
+
+So that clients and tooling written for those servers can call a littlevision model unchanged:
+health, model metadata, and ``infer`` with the bundle's own tensor contract (input ``image``,
+UINT8 [N, S, S, 3], the whole image resized to S x S; output ``probabilities``, FP32 [N, C] in
+label order). Tensors travel as JSON; Triton's binary-data extension is not supported.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from littlevision import __version__
+from littlevision.bundle import ONNX_INPUT, ONNX_OUTPUT
+from littlevision.serving.dependencies import RuntimeDep, get_model
+from littlevision.serving.errors import ApiError, error_responses
+from littlevision.serving.model_store import LoadedModel
+
+router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
+
+ModelName = Annotated[str, Path(description="The model's name (see GET /v1/model).")]
+ModelVersion = Annotated[str, Path(description="The model's version.")]
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class RequestInput(BaseModel):
+    name: str = Field(description=f"Must be '{ONNX_INPUT}'.")
+    shape: list[int] = Field(description="[N, S, S, 3] with S the model's image_size.")
+    datatype: str = Field(description="Must be 'UINT8'.")
+    parameters: dict[str, Any] | None = None
+    data: list[Any] = Field(description="The pixels, flat in row-major order or nested.")
+
+
+class RequestOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1, max_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[float]
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[ResponseOutput]
+
+
+class Liveness(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+def named_model(
+    model: Annotated[LoadedModel, Depends(get_model)], model_name: ModelName
+) -> LoadedModel:
+    """The served model when the path names it; 404 otherwise."""
+    if model_name != model.name:
+        raise ApiError(
+            404, "model_not_found", f"Expected model name '{model.name}'. Received: '{model_name}'"
+        )
+    return model
+
+
+NamedModel = Annotated[LoadedModel, Depends(named_model)]
+
+
+def _check_version(model: LoadedModel, version: str) -> None:
+    if version != model.version:
+        raise ApiError(
+            404,
+            "model_not_found",
+            f"Expected version '{model.version}' (the one being served). Received: '{version}'",
+        )
+
+
+@router.get("", response_model=ServerMetadata, summary="Server metadata")
+async def server_metadata() -> dict:
+    return {"name": "littlevision", "version": __version__, "extensions": []}
+
+
+@router.get("/health/live", response_model=Liveness, summary="Server liveness")
+async def live() -> dict:
+    return {"live": True}
+
+
+@router.get(
+    "/health/ready",
+    response_model=Ready,
+    summary="Server readiness",
+    responses={503: {"model": Ready, "description": "not ready"}},
+)
+async def ready(runtime: RuntimeDep):
+    if not runtime.ready:
+        return JSONResponse({"ready": False}, status_code=503, headers={"Retry-After": "1"})
+    return {"ready": True}
+
+
+def _metadata(model: LoadedModel) -> dict:
+    s = model.image_size
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": ONNX_INPUT, "datatype": "UINT8", "shape": [-1, s, s, 3]}],
+        "outputs": [{"name": ONNX_OUTPUT, "datatype": "FP32", "shape": [-1, len(model.labels)]}],
+    }
+
+
+@router.get(
+    "/models/{model_name}",
+    response_model=ModelMetadata,
+    summary="Model metadata",
+    responses=error_responses(404, 503),
+)
+async def model_metadata(model: NamedModel) -> dict:
+    return _metadata(model)
+
+
+@router.get(
+    "/models/{model_name}/versions/{model_version}",
+    response_model=ModelMetadata,
+    summary="Model metadata (one version)",
+    responses=error_responses(404, 503),
+)
+async def model_version_metadata(model: NamedModel, model_version: ModelVersion) -> dict:
+    _check_version(model, model_version)
+    return _metadata(model)
+
+
+@router.get(
+    "/models/{model_name}/ready",
+    response_model=Ready,
+    summary="Model readiness",
+    responses=error_responses(404, 503),
+)
+async def model_ready(model: NamedModel, runtime: RuntimeDep) -> dict:
+    return {"ready": runtime.ready}
+
+
+_INFER_DOC = (
+    "Input `image`: UINT8 tensor of shape [N, S, S, 3] (S = the model's image_size, the whole "
+    "image resized to S x S, RGB), `data` flat in row-major order or nested. Output "
+    "`probabilities`: FP32 [N, C] in label order (labels: GET /v1/model). Requests go through "
+    "the same micro-batcher as /v1/predict. Malformed tensors get 400."
+)
+
+
+@router.post(
+    "/models/{model_name}/infer",
+    response_model=InferenceResponse,
+    summary="Inference",
+    description=_INFER_DOC,
+    responses=error_responses(400, 404, 413, 422, 429, 503),
+)
+async def infer(request: InferenceRequest, model: NamedModel, runtime: RuntimeDep) -> dict:
+    return await _infer(request, model, runtime)
+
+
+@router.post(
+    "/models/{model_name}/versions/{model_version}/infer",
+    response_model=InferenceResponse,
+    summary="Inference (one version)",
+    description=_INFER_DOC,
+    responses=error_responses(400, 404, 413, 422, 429, 503),
+)
+async def infer_version(
+    request: InferenceRequest, model: NamedModel, runtime: RuntimeDep, model_version: ModelVersion
+) -> dict:
+    _check_version(model, model_version)
+    return await _infer(request, model, runtime)
+
+
+async def _infer(request: InferenceRequest, model: LoadedModel, runtime) -> dict:
+    images = tensor_to_images(
+        request.inputs[0], model.image_size, runtime.settings.max_batch_images
+    )
+    for wanted in request.outputs or []:
+        if wanted.name != ONNX_OUTPUT:
+            raise ApiError(
+                400, "bad_tensor", f"Expected output '{ONNX_OUTPUT}'. Received: '{wanted.name}'"
+            )
+    async with runtime.admit(len(images)), runtime.deadline():
+        probs = await runtime.classify(model, images)
+    return {
+        "model_name": model.name,
+        "model_version": model.version,
+        "id": request.id,
+        "outputs": [
+            {
+                "name": ONNX_OUTPUT,
+                "shape": list(probs.shape),
+                "datatype": "FP32",
+                "data": probs.astype(np.float32).ravel().tolist(),
+            }
+        ],
+    }
+
+
+def tensor_to_images(tensor: RequestInput, size: int, max_images: int) -> np.ndarray:
+    """Check a v2 input tensor against the contract and return it as uint8 [N, S, S, 3].
+
+    Raises:
+        ApiError: 400 ``bad_tensor`` saying what was expected and what came; 413 for more
+            than ``max_images`` images.
+    """
+
+    def bad(message: str) -> ApiError:
+        return ApiError(400, "bad_tensor", message)
+
+    if tensor.name != ONNX_INPUT:
+        raise bad(f"Expected input '{ONNX_INPUT}'. Received: '{tensor.name}'")
+    if tensor.datatype.upper() != "UINT8":
+        raise bad(f"Expected datatype UINT8. Received: {tensor.datatype}")
+    shape = tensor.shape
+    if len(shape) != 4 or shape[1:] != [size, size, 3] or shape[0] < 1:
+        raise bad(f"Expected shape [N, {size}, {size}, 3] with N >= 1. Received: {shape}")
+    if shape[0] > max_images:
+        raise ApiError(
+            413,
+            "too_many_images",
+            f"Expected at most {max_images} images per request. Received: {shape[0]}",
+        )
+    try:
+        values = np.asarray(tensor.data)
+    except (ValueError, TypeError, OverflowError):
+        raise bad("Expected 'data' to be numbers, flat or evenly nested.") from None
+    if values.dtype.kind not in "iu":
+        raise bad(
+            f"Expected integer pixel values 0-255. Received: values of type {values.dtype.name}"
+        )
+    expected = int(np.prod(shape))
+    if values.size != expected:
+        raise bad(f"Expected {expected} values for shape {shape}. Received: {values.size}")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise bad("Expected pixel values 0-255. Received: values outside that range")
+    return values.reshape(shape).astype(np.uint8)

@@ -1,0 +1,109 @@
+"""The shapes of the service's answers, for clients and for the OpenAPI schema at ``/docs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from littlevision.serving.model_store import LoadedModel
+
+
+class ModelRef(BaseModel):
+    """Which model answered: every answer carries it, so a hot reload is visible to clients."""
+
+    name: str
+    version: str
+
+
+class Prediction(BaseModel):
+    """One image's answer."""
+
+    label: str = Field(description="The most probable class.")
+    score: float = Field(description="Its probability.")
+    probabilities: dict[str, float] = Field(
+        description="Class -> probability, most probable first (the top_k classes when asked)."
+    )
+
+
+class PredictResponse(Prediction):
+    model: ModelRef
+    latency_ms: float = Field(description="Time spent in the service, from request to answer.")
+
+
+class BatchEntry(BaseModel):
+    """One image of a batch: a prediction, or its own error (the others are still answered)."""
+
+    index: int
+    filename: str | None = None
+    label: str | None = None
+    score: float | None = None
+    probabilities: dict[str, float] | None = None
+    error: str | None = Field(None, description="Error code when this image failed.")
+    message: str | None = None
+    status: int | None = Field(None, description="The HTTP status this image alone would get.")
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchEntry]
+    model: ModelRef
+    latency_ms: float
+
+
+class ExplainResponse(PredictResponse):
+    class_index: int = Field(description="Index (in labels) of the class the overlay explains.")
+    overlay_png_base64: str = Field(description="The Grad-CAM overlay, a PNG in base64.")
+
+
+class FeedbackResponse(BaseModel):
+    saved: bool = Field(description="False when this exact image was already saved for the label.")
+    label: str
+    sha256: str
+    path: str = Field(description="Where it was saved, relative to the run folder.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    labels: list[str]
+    image_size: int
+    card: dict[str, Any]
+    metrics: dict[str, Any]
+    loaded_at: float = Field(description="Unix time at which this version started serving.")
+    last_reload_error: str | None = Field(
+        None, description="Why the last reload failed (the old model kept serving), if it did."
+    )
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    version: str
+    previous: str | None
+    seconds: float
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: ModelRef | None = None
+
+
+def model_ref(model: LoadedModel) -> ModelRef:
+    return ModelRef(name=model.name, version=model.version)
+
+
+def prediction(labels: list[str], probs: np.ndarray, top_k: int | None = None) -> dict[str, Any]:
+    """``label``, ``score`` and ``probabilities`` (most probable first) for one row [C]."""
+    order = np.argsort(-probs, kind="stable")
+    if top_k is not None:
+        order = order[:top_k]
+    best = int(order[0])
+    return {
+        "label": labels[best],
+        "score": float(probs[best]),
+        "probabilities": {labels[int(i)]: float(probs[int(i)]) for i in order},
+    }
