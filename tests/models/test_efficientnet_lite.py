@@ -137,6 +137,17 @@ def test_any_input_size_and_a_new_head():
     assert out.shape == (2, 3)
 
 
+def test_weights_from_a_saved_file(tmp_path):
+    kwargs = {"input_shape": (32, 32, 3), "include_top": False}
+    trained = efficientnet_lite("lite0", weights=None, **kwargs)
+    trained.save_weights(tmp_path / "mine.weights.h5")
+    x = np.random.default_rng(0).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32)
+
+    restored = efficientnet_lite("lite0", weights=str(tmp_path / "mine.weights.h5"), **kwargs)
+
+    np.testing.assert_allclose(restored(x).numpy(), trained(x).numpy(), atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -144,6 +155,7 @@ def test_any_input_size_and_a_new_head():
         ({"pooling": "max", "include_top": False}, "pooling"),
         ({"num_classes": 5}, "num_classes=1000"),
         ({"input_shape": (224, 224, 1), "weights": None}, "input_shape"),
+        ({"weights": "imagenett"}, "weights='imagenet', None or the path"),
     ],
 )
 def test_bad_arguments(kwargs, message):
