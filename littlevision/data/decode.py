@@ -205,7 +205,9 @@ def resize_image(image: np.ndarray, size: int) -> np.ndarray:
         size: Side of the square output.
 
     Returns:
-        uint8 array of shape ``[size, size, 3]`` (the input itself when already that size).
+        uint8 array of shape ``[size, size, 3]`` (the input itself when already that size). For a
+        large JPEG it can differ by a few grey levels from ``load_image(path, size)``, which lets
+        the JPEG decoder shrink the image first.
 
     Raises:
         ValueError: ``image`` is not ``[H, W, 3]`` uint8, or ``size`` is not a positive integer.
@@ -481,7 +483,8 @@ def _resize(rgb: Image.Image, size: int) -> Image.Image:
 def _apply_orientation(img: Image.Image) -> Image.Image:
     """Rotate/flip as the EXIF orientation says; a malformed EXIF block is ignored, not fatal."""
     try:
-        return ImageOps.exif_transpose(img)
+        ImageOps.exif_transpose(img, in_place=True)  # our own image: no copy needed
+        return img
     except _BROKEN_DATA + (KeyError, TypeError, IndexError):
         # Broken metadata must not make a good photo unusable: keep the pixels as stored.
         return img
