@@ -1,0 +1,57 @@
+"""The embedding cache: computed once per image content, reused across runs, honest about failures."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from littlevision.features import Embedder, content_hash
+
+
+def test_second_pass_is_served_from_the_cache(small_folder, tmp_path):
+    # bytes after a JPEG's end marker change the file's content hash, not its pixels:
+    # six photos no other test has embedded yet
+    files = []
+    for i, src in enumerate(sorted(small_folder.rglob("*.jpg"))[:6]):
+        dst = tmp_path / f"fresh{i}.jpg"
+        dst.write_bytes(src.read_bytes() + b"test_features")
+        files.append(dst)
+    first = Embedder("lite0").embed_paths(files)
+    assert first.n_cached == 0 and first.features.shape == (6, 1280)
+    second = Embedder("lite0").embed_paths(files)
+    assert second.n_cached == 6
+    np.testing.assert_array_equal(first.features, second.features)
+
+
+def test_cache_is_keyed_by_content_not_name(small_folder, tmp_path):
+    src = small_folder / "cats" / "cat.1.jpg"
+    renamed = tmp_path / "renamed.jpg"
+    shutil.copy(src, renamed)
+    emb = Embedder("lite0")
+    a = emb.embed_paths([src])
+    b = emb.embed_paths([renamed])
+    assert b.n_cached == 1 and content_hash(src) == content_hash(renamed)
+    np.testing.assert_array_equal(a.features, b.features)
+
+
+def test_flipped_features_differ_and_are_cached_separately(small_folder):
+    files = sorted(small_folder.rglob("*.jpg"))[:2]
+    emb = Embedder("lite0")
+    plain = emb.embed_paths(files)
+    flipped = emb.embed_paths(files, flip=True)
+    assert not np.allclose(plain.features, flipped.features)
+    # mirrored photos of the same animal stay close in feature space
+    cos = (plain.features * flipped.features).sum(1) / (
+        np.linalg.norm(plain.features, axis=1) * np.linalg.norm(flipped.features, axis=1))
+    assert (cos > 0.8).all()
+
+
+def test_unreadable_and_missing_files_are_reported_not_fatal(small_folder, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    files = [small_folder / "dogs" / "dog.1.jpg", bad, tmp_path / "missing.jpg"]
+    result = Embedder("lite0").embed_paths(files)
+    assert list(result.ok_indices) == [0]
+    assert len(result.failures) == 2
+    assert {f.path.name for f in result.failures} == {"bad.jpg", "missing.jpg"}
