@@ -1,0 +1,62 @@
+"""The doctor's settings: one frozen dataclass, passed explicitly, with thresholds that were
+measured on real photos (see docs/doctor.md for how each was calibrated)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from littlevision.data.decode import MAX_PIXELS
+
+
+@dataclass(frozen=True)
+class DoctorConfig:
+    """Thresholds and resources for :func:`~littlevision.doctor.examine`.
+
+    Attributes:
+        backbone: Backbone whose embeddings drive near duplicates, outliers and label checks
+            (the one training uses, so its embedding cache is shared).
+        scan_size: Side of the small square every image is decoded to, once, for all pixel
+            measures and the perceptual hash.
+        workers: Decoding threads (default: the cores this process may use).
+        max_pixels: Images over this many pixels are reported as decompression bombs.
+        tiny_side: Images whose shorter side is under this many pixels are "tiny": the model
+            sees them upscaled 3x or more.
+        max_aspect: Longer side over shorter side above which an image is "extreme": it is
+            squashed that much when resized to the model's square input.
+        blank_contrast: Luma standard deviation (0-255) below which an image is blank.
+        dark_level: 90th-percentile luma below which an image is too dark.
+        light_level: 10th-percentile luma above which an image is overexposed.
+        blur_sharpness: :func:`~littlevision.doctor.measures.sharpness` below which an image is
+            very blurry (real photos at scan size: 0.5th percentile ~0.03).
+        near_cosine: Embedding cosine similarity at or above which two images are near
+            duplicates (distinct photos of cats-vs-dogs stay below 0.85).
+        near_hamming: Perceptual-hash distance (bits of 64) at or below which two images are
+            near duplicates (distinct photos stay at 12 or more).
+        outlier_k: Neighbours whose mean similarity scores how typical an image is.
+        outlier_z: Robust z-score of that distance above which an image is an outlier.
+        label_folds: Cross-validation folds for the out-of-fold label probabilities.
+        label_c: Inverse regularisation of the cross-validated logistic regression.
+        min_per_class: Classes with fewer images than this are flagged.
+        imbalance_ratio: Largest class over smallest above which the imbalance is flagged.
+        seed: Seed of the cross-validation folds.
+    """
+
+    backbone: str = "lite0"
+    scan_size: int = 128
+    workers: int | None = None
+    max_pixels: int = MAX_PIXELS
+    tiny_side: int = 64
+    max_aspect: float = 3.0
+    blank_contrast: float = 5.0
+    dark_level: float = 40.0
+    light_level: float = 215.0
+    blur_sharpness: float = 0.012
+    near_cosine: float = 0.90
+    near_hamming: int = 8
+    outlier_k: int = 5
+    outlier_z: float = 4.0
+    label_folds: int = 5
+    label_c: float = 1.0
+    min_per_class: int = 10
+    imbalance_ratio: float = 4.0
+    seed: int = 0
