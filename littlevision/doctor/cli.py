@@ -1,0 +1,143 @@
+"""``littlevision doctor``: the command-line face of :mod:`littlevision.doctor`.
+
+Parses arguments, calls :func:`~littlevision.doctor.examine` (and :func:`~littlevision.doctor.fix`
+or :func:`~littlevision.doctor.restore`), prints the summary, writes the JSON/HTML reports and
+returns the exit code: 0 the check ran (whatever it found), 1 ``--fail-on`` and findings of that
+severity or worse exist, 2 a user mistake.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+_FIX_HELP = ("Quarantine error-level problems (broken files, duplicate copies, train/validation "
+             "leaks) into DATA.quarantine/; '--fix all' also suspected label issues and outliers. "
+             "Nothing is deleted.")
+
+
+def register(app: typer.Typer, friendly) -> None:
+    """Add the ``doctor`` verb to the main ``littlevision`` app."""
+
+    @app.command()
+    @friendly
+    def doctor(
+        data: Annotated[Path | None, typer.Argument(
+            help="Class folders (or train/ + validation/), a CSV, or the images folder of "
+                 "--labels.", show_default=False)] = None,
+        labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="Write the findings as JSON ('-': stdout).")] = None,
+        html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report with thumbnails.")] = None,
+        fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 when findings of this severity or worse exist: error or warning.")] = None,
+        fix: Annotated[str | None, typer.Option("--fix", is_flag=False, flag_value="errors", help=_FIX_HELP)] = None,
+        restore_from: Annotated[Path | None, typer.Option("--restore", help="Undo fixes: put every file in DATA.quarantine back, byte for byte.")] = None,
+        skip: Annotated[list[str] | None, typer.Option("--skip", help="A check not to run (repeatable), e.g. label_issues.")] = None,
+        only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check (repeatable).")] = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    ) -> None:
+        """Find what is wrong with images and labels; optionally quarantine it (never deletes)."""
+        from rich.console import Console
+
+        from littlevision.errors import UserError
+
+        out = Console()
+        err = Console(stderr=True)
+        if restore_from is not None:
+            if data is not None or fix is not None:
+                raise UserError("--restore takes only the quarantine folder: "
+                                "littlevision doctor --restore DATA.quarantine")
+            _restore(restore_from, quiet, out, err)
+            return
+        if fix is not None and fix not in ("errors", "all"):
+            if data is None:  # 'doctor --fix photos/': the folder was read as --fix's value
+                data, fix = Path(fix), "errors"
+            else:
+                raise UserError(f"--fix takes nothing or 'all'. Received: '{fix}'.")
+        if data is None:
+            raise UserError("Give the data to examine: littlevision doctor DATA "
+                            "(or --restore DATA.quarantine).")
+        if fail_on is not None and fail_on not in ("error", "warning"):
+            raise UserError(f"--fail-on takes 'error' or 'warning'. Received: '{fail_on}'.")
+        report = _examine(data, labels, skip, only, quiet or str(json_out) == "-", err)
+        if str(json_out) == "-":
+            sys.stdout.write(report.to_json() + "\n")
+        else:
+            from littlevision.doctor.terminal import print_summary
+
+            print_summary(report, out, str(data))
+            if json_out is not None:
+                report.to_json(json_out)
+                out.print(f"json: {json_out}", highlight=False)
+        if html_out is not None:
+            report.to_html(html_out)
+            if str(json_out) != "-":
+                out.print(f"html: {html_out}", highlight=False)
+        if fix is not None:
+            _fix(report, fix, quiet, out, err)
+        if fail_on is not None and report.at_least(fail_on):
+            raise typer.Exit(1)
+
+
+def _examine(data: Path, labels: Path | None, skip, only, quiet: bool, err):
+    from littlevision.data.source import open_dataset
+    from littlevision.doctor.examine import examine
+    from littlevision.errors import UserError
+
+    if not data.exists():
+        raise UserError(f"No such file or folder: '{data}'.")
+    dataset = open_dataset(data, labels)
+    # Report paths relative to DATA as the user named it (a CSV set's DATA holds images/).
+    root = data if data.is_dir() else data.parent
+    with _progress(quiet) as reporter:
+        return examine(dataset, root=root, checks=only or None, skip=skip or (),
+                       reporter=reporter)
+
+
+def _fix(report, level: str, quiet: bool, out, err) -> None:
+    from littlevision.doctor.quarantine import fix
+
+    with _progress(quiet) as reporter:
+        result = fix(report, level, reporter=reporter)
+    if not result.moved and not result.skipped:
+        out.print("--fix: nothing to move.")
+        return
+    out.print(f"[bold]--fix {level}:[/] moved {len(result.moved)} file(s) to {result.quarantine} "
+              f"(journal: {result.quarantine / 'journal.jsonl'})", highlight=False)
+    for m in result.moved[:5]:
+        out.print(f"  {m['from']}  ({m['check']})", highlight=False)
+    if len(result.moved) > 5:
+        out.print(f"  ... and {len(result.moved) - 5} more", highlight=False)
+    if result.skipped:
+        out.print(f"  {len(result.skipped)} planned file(s) were not there any more (skipped).")
+    if result.moved:
+        out.print(f"undo: littlevision doctor --restore {result.quarantine}", highlight=False)
+
+
+def _restore(quarantine: Path, quiet: bool, out, err) -> None:
+    from littlevision.doctor.quarantine import restore
+
+    with _progress(quiet) as reporter:
+        result = restore(quarantine, reporter=reporter)
+    out.print(f"restored {len(result.restored)} file(s) to {result.data}"
+              + (f"; {len(result.already_in_place)} already in place"
+                 if result.already_in_place else ""), highlight=False)
+    for c in result.conflicts:
+        err.print(f"[yellow]left in quarantine:[/] {c['file']}: {c['why']}", highlight=False)
+    for f in result.changed:
+        err.print(f"[yellow]note:[/] {f} changed while in quarantine (restored as it is now).",
+                  highlight=False)
+
+
+def _progress(quiet: bool):
+    import contextlib
+
+    from littlevision.progress import NULL
+
+    if quiet:
+        return contextlib.nullcontext(NULL)
+    from littlevision.cli import RichReporter
+
+    return RichReporter()
