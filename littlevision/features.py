@@ -37,9 +37,22 @@ def content_hash(path: str | os.PathLike) -> str:
     return h.hexdigest()[:32]
 
 
+def backbone_key(backbone: str, image_size: int) -> str:
+    """Names everything that changes a feature vector: backbone, weights, pixel scaling, size.
+
+    Cached ONNX files and embeddings carry this key, so new weights or new preprocessing never
+    meet stale features.
+    """
+    from littlevision.models import PIXEL_MEAN, PIXEL_STD, imagenet_weights_path
+
+    weights = imagenet_weights_path(backbone).stem if backbone.startswith("lite") else backbone
+    digest = hashlib.sha256(f"{weights}|{PIXEL_MEAN}|{PIXEL_STD}".encode()).hexdigest()[:8]
+    return f"{backbone}-{image_size}-pv{PREPROCESS_VERSION}-{digest}"
+
+
 def backbone_onnx(backbone: str, image_size: int) -> Path:
     """Path of the backbone's feature-extractor ONNX model, exported on first use."""
-    path = cache_dir("onnx") / f"{backbone}-{image_size}-features-pv{PREPROCESS_VERSION}.onnx"
+    path = cache_dir("onnx") / f"{backbone_key(backbone, image_size)}-features.onnx"
     if not path.is_file():
         from littlevision.models import create_backbone
         from littlevision.models.onnx_export import export_onnx
@@ -80,10 +93,17 @@ class Embedder:
         self.threads = threads
         self.use_cache = use_cache
         self._session = None
+        self._key: str | None = None
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            self._key = backbone_key(self.backbone, self.image_size)
+        return self._key
 
     @property
     def cache_folder(self) -> Path:
-        return cache_dir("embeddings", f"{self.backbone}-{self.image_size}-pv{PREPROCESS_VERSION}")
+        return cache_dir("embeddings", self.key)
 
     @property
     def session(self):
