@@ -213,3 +213,22 @@ def make_client(run_dir):
 def client(make_client):
     """A client of the service on the tiny bundle, default settings, no folder watcher."""
     return make_client()
+
+
+@pytest.fixture
+def server(run_dir):
+    """Start real service processes on ``run_dir`` (``server("--max-queue", "2")``); killed after."""
+    from .server_process import Server
+
+    started = []
+
+    def start(*args: str, env: dict | None = None, ready: bool = True) -> Server:
+        s = Server(run_dir, *args, env=env)
+        started.append(s)
+        if ready:
+            s.wait_ready()
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
