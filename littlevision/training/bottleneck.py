@@ -20,7 +20,8 @@ from littlevision.training.registry import register_recipe
 
 
 def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0,
-                    cs: int = 8, balanced: bool | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+                    cs: int = 8, balanced: bool | None = None,
+                    groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fit a standardised logistic regression and fold it into Dense weights.
 
     Args:
@@ -30,13 +31,15 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: i
         seed: For the cross-validation folds.
         cs: How many regularisation strengths to try (log-spaced).
         balanced: Use balanced class weights; by default only when classes are imbalanced.
+        groups: Rows with the same group (an image and its mirror) stay in the same fold, so
+            cross-validation never scores an image whose twin was trained on.
 
     Returns:
         (kernel [D, C], bias [C], info) such that softmax(features @ kernel + bias) are the
         classifier's probabilities.
     """
     from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     present = np.unique(y)
     mu = features.mean(axis=0)
@@ -45,11 +48,16 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: i
     weights = class_weights(y, n_classes) if balanced is None else (
         class_weights(y, n_classes, threshold=1.0) if balanced else None)
     cw = "balanced" if weights else None
-    min_count = np.bincount(y)[present].min()
+    images = slice(None) if groups is None else np.unique(groups, return_index=True)[1]
+    min_count = np.bincount(y[images])[present].min()
     folds = int(min(5, min_count))
     grid = np.logspace(-4, 1, cs)
     if folds >= 2:
-        clf = LogisticRegressionCV(Cs=grid, cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
+        if groups is None:
+            cv = StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y)
+        else:
+            cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(z, y, groups)
+        clf = LogisticRegressionCV(Cs=grid, cv=list(cv),
                                    scoring="neg_log_loss", max_iter=3000, class_weight=cw,
                                    n_jobs=None, random_state=seed)
         with warnings.catch_warnings():  # scikit-learn's notices about its own future defaults
@@ -103,12 +111,14 @@ class Bottleneck(Recipe):
     Args:
         backbone: Registered backbone name.
         image_size: Input side; the backbone's default when None.
-        flip_augment: Also train on left-right mirrored images' features (doubles embedding).
+        flip_augment: Also train on left-right mirrored images' features. On cats-vs-dogs it
+            lifts validation accuracy from 98.50% to 98.88% and lowers log-loss (0.047 to 0.045)
+            for one extra embedding pass over the training set (docs/benchmarks.md).
         seed: Seed for the cross-validation folds.
     """
 
     def __init__(self, backbone: str = "lite0", image_size: int | None = None,
-                 flip_augment: bool = False, seed: int = 0):
+                 flip_augment: bool = True, seed: int = 0):
         self.backbone = backbone
         self.image_size = image_size
         self.flip_augment = flip_augment
@@ -124,14 +134,16 @@ class Bottleneck(Recipe):
         size = embedder.image_size
         tr = self._embed(embedder, train, "train", reporter)
         va = self._embed(embedder, val, "validation", reporter)
-        feats, y = tr.features, train.y[tr.ok_indices]
+        feats, y, groups = tr.features, train.y[tr.ok_indices], None
         if self.flip_augment:
             fl = self._embed(embedder, train, "train", reporter, flip=True)
             feats = np.concatenate([feats, fl.features])
             y = np.concatenate([y, train.y[fl.ok_indices]])
+            groups = np.concatenate([tr.ok_indices, fl.ok_indices])
         t_embed = time.perf_counter() - t0
         with reporter.stage("fit classifier"):
-            kernel, bias, info = fit_linear_head(feats, y, len(train.classes), seed=self.seed)
+            kernel, bias, info = fit_linear_head(feats, y, len(train.classes), seed=self.seed,
+                                                 groups=groups)
         val_probs = softmax(va.features @ kernel + bias)
         t_fit = time.perf_counter() - t0 - t_embed
         with reporter.stage("build model"):
