@@ -132,15 +132,10 @@ class Runtime:
         """Count ``images`` as pending for the block; 429 at once when that would pass the limit.
 
         Turning work away at the door keeps the latency of accepted requests bounded and the
-        memory of queued uploads capped, instead of letting every request get slower.
+        memory of queued uploads capped, instead of letting every request get slower. A request
+        that reaches the app after SIGTERM (in the instant before the listener closes) is still
+        served: it was accepted.
         """
-        if self.draining:
-            raise ApiError(
-                503,
-                "shutting_down",
-                "The service is shutting down.",
-                {"Retry-After": "1", "Connection": "close"},
-            )
         if self.pending + images > self.settings.max_queue:
             raise self._full("queue_full")
         self.pending += images

@@ -35,7 +35,7 @@ class ServeSettings:
 
     max_batch: int = 32
     batch_wait_ms: float = 2.0
-    max_queue: int = 256
+    max_queue: int = 128
     request_timeout_s: float = 30.0
     max_body_bytes: int = 20 * MB
     max_batch_images: int = 64

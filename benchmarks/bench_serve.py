@@ -1,0 +1,502 @@
+"""Serving benchmark: the service against the model's own ceiling, on loopback only.
+
+Run with ``make bench BENCH=serve`` or ``.venv/bin/python benchmarks/bench_serve.py [--run RUN]``.
+Without ``--run`` a small lite0 bundle is trained once into ``.bench/serve-run`` (about a minute).
+Everything is bounded by a request count and a time limit, and every request goes to 127.0.0.1.
+
+What it measures (targets from the serving issue):
+
+1. the ceiling: ONNX Runtime in-process on pre-decoded images, batch 1 and ``--max-batch``;
+2. the service (``python -m littlevision.serving.cli``, default settings) at concurrency 1, 8,
+   32, posting real JPEG photos: throughput, p50/p99 latency, mean batch size
+   (targets: concurrency 32 >= 70% of the ceiling; lite0 at concurrency 1 p50 <= 15 ms,
+   p99 <= 50 ms);
+3. a bad-input corpus (empty, random bytes, truncated, bomb, wrong types, bad base64, odd but
+   valid formats...): 0 answers with status 5xx, and the service still answers afterwards;
+4. overload: an open-loop arrival rate of 4x the measured capacity: accepted latency, share of
+   429/503, server memory before and after;
+5. SIGTERM under load: requests sent before the signal that were not answered ("lost", target 0)
+   and the exit code (target 0).
+
+Prints a Markdown table and writes ``.bench/serve.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("LITTLEVISION_DATASETS", REPO.parent / "shared" / "datasets"))
+OUT = REPO / ".bench"
+HOST = "127.0.0.1"
+
+
+# -- set-up ------------------------------------------------------------------------------------
+
+
+def train_small_bundle(run_dir: Path) -> Path:
+    """A lite0 bundle from 30 + 30 cats-vs-dogs photos (the default recipe), made once."""
+    if (run_dir / "model.onnx").is_file():
+        return run_dir
+    data = OUT / "serve-data"
+    for cls in ("cats", "dogs"):
+        (data / cls).mkdir(parents=True, exist_ok=True)
+        for f in sorted((DATASETS / "cats-vs-dogs" / "train" / cls).iterdir())[:30]:
+            shutil.copy2(f, data / cls / f.name)
+    print(f"training a small lite0 bundle into {run_dir} ...", file=sys.stderr, flush=True)
+    code = "import sys, littlevision; littlevision.train(sys.argv[1], sys.argv[2])"
+    subprocess.run([sys.executable, "-c", code, str(data), str(run_dir)], check=True)
+    return run_dir
+
+
+def photos(n: int) -> list[bytes]:
+    """Real JPEGs from the validation split, both classes, as a client would send them."""
+    files = []
+    for cls in ("cats", "dogs"):
+        files += sorted((DATASETS / "cats-vs-dogs" / "validation" / cls).iterdir())[: n // 2]
+    return [f.read_bytes() for f in files]
+
+
+def ceiling(run_dir: Path, images: list[bytes], max_batch: int, seconds: float) -> dict:
+    """In-process ONNX Runtime throughput on decoded images: what no service can beat."""
+    from littlevision.bundle import Bundle
+    from littlevision.data.decode import load_image
+
+    bundle = Bundle.load(run_dir)
+    predictor = bundle.predictor()
+    size = bundle.image_size
+    decoded = np.stack([load_image(d, size) for d in images])
+    t0 = time.perf_counter()
+    for d in images:
+        load_image(d, size)
+    decode_ms = (time.perf_counter() - t0) * 1000 / len(images)
+    out = {"image_size": size, "backbone": bundle.card.get("backbone"), "decode_ms": decode_ms}
+    for batch in (1, max_batch):
+        x = np.resize(decoded, (batch, size, size, 3))
+        predictor.predict_array(x)  # warm-up
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            predictor.predict_array(x)
+            n += 1
+        elapsed = time.perf_counter() - t0
+        out[f"batch{batch}_img_s"] = n * batch / elapsed
+        out[f"batch{batch}_ms"] = elapsed * 1000 / n
+    out["ceiling_img_s"] = max(out["batch1_img_s"], out[f"batch{max_batch}_img_s"])
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, run_dir: Path, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "littlevision.serving.cli",
+            str(run_dir),
+            "--host",
+            HOST,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited: {self.proc.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise SystemExit("server not ready in time")
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+# -- load --------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+async def closed_loop(
+    url: str, images: list[bytes], concurrency: int, count: int, seconds: float
+) -> dict:
+    """``concurrency`` clients, each sending its next request when the last is answered."""
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sent = 0
+    t_end = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+
+        async def worker(k: int) -> None:
+            nonlocal sent
+            while sent < count and time.perf_counter() < t_end:
+                sent += 1
+                data = images[(sent + k) % len(images)]
+                t0 = time.perf_counter()
+                r = await client.post(
+                    "/v1/predict", content=data, headers={"Content-Type": "image/jpeg"}
+                )
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t0)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return {
+        "concurrency": concurrency,
+        "requests": sum(statuses.values()),
+        "statuses": statuses,
+        "img_s": len(latencies) / elapsed,
+        "p50_ms": pct(latencies, 50) * 1000,
+        "p99_ms": pct(latencies, 99) * 1000,
+        "seconds": elapsed,
+    }
+
+
+async def open_loop(
+    url: str, images: list[bytes], rate: float, seconds: float, max_in_flight: int = 1000
+) -> dict:
+    """Requests arrive at ``rate`` per second whatever the answers: how overload really looks."""
+    import httpx
+
+    accepted: list[float] = []
+    statuses: dict[int | str, int] = {}
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+
+        async def one(data: bytes) -> None:
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(
+                    "/v1/predict", content=data, headers={"Content-Type": "image/jpeg"}
+                )
+                key: int | str = r.status_code
+                if r.status_code == 200:
+                    accepted.append(time.perf_counter() - t0)
+            except httpx.HTTPError as e:
+                key = type(e).__name__
+            statuses[key] = statuses.get(key, 0) + 1
+
+        tasks = []
+        t0 = time.perf_counter()
+        i = 0
+        while time.perf_counter() - t0 < seconds:
+            tasks.append(asyncio.create_task(one(images[i % len(images)])))
+            i += 1
+            await asyncio.sleep(max(0.0, t0 + i / rate - time.perf_counter()))
+        await asyncio.gather(*tasks)
+    rejected = sum(v for k, v in statuses.items() if k in (429, 503))
+    return {
+        "rate": rate,
+        "sent": i,
+        "statuses": statuses,
+        "accepted": len(accepted),
+        "rejected_share": rejected / max(1, i),
+        "accepted_p50_ms": pct(accepted, 50) * 1000,
+        "accepted_p99_ms": pct(accepted, 99) * 1000,
+        "accepted_max_ms": max(accepted, default=float("nan")) * 1000,
+    }
+
+
+async def sigterm_under_load(
+    server: Server, images: list[bytes], concurrency: int, before_s: float
+) -> dict:
+    """Load, SIGTERM, and check what happened to every request sent before the signal."""
+    import httpx
+
+    signalled_at = float("inf")
+    before = {"ok": 0, "other": 0, "lost": 0}
+    after: dict[str, int] = {}
+    stop = False
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+
+        async def worker(k: int) -> None:
+            n = 0
+            while not stop:
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post(
+                        "/v1/predict",
+                        content=images[(n + k) % len(images)],
+                        headers={"Content-Type": "image/jpeg"},
+                    )
+                    outcome = "ok" if r.status_code == 200 else "other"
+                except httpx.ConnectError:
+                    outcome = "refused"
+                except httpx.HTTPError:
+                    outcome = "lost"
+                if t0 < signalled_at:
+                    before[outcome if outcome in before else "lost"] += 1
+                else:
+                    after[outcome] = after.get(outcome, 0) + 1
+                if outcome in ("refused", "lost") and t0 >= signalled_at:
+                    return
+
+        tasks = [asyncio.create_task(worker(k)) for k in range(concurrency)]
+        await asyncio.sleep(before_s)
+        signalled_at = time.perf_counter()
+        server.proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(1.0)
+        stop = True
+        await asyncio.gather(*tasks)
+    code = server.proc.wait(60)
+    return {
+        "sent_before_sigterm": sum(before.values()),
+        "answered_before": before["ok"],
+        "lost": before["lost"],
+        "non_200_before": before["other"],
+        "after_sigterm": after,
+        "exit_code": code,
+    }
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+def bad_corpus(photo: bytes) -> list[tuple[str, dict]]:
+    """(name, httpx request kwargs) for every kind of bad input, plus odd valid images."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    def png_bomb(w: int, h: int) -> bytes:
+        def chunk(kind: bytes, data: bytes) -> bytes:
+            crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+        ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+        return (
+            b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b"")
+        )
+
+    rng = random.Random(0)
+    raw = lambda data, ctype="image/jpeg": {"content": data, "headers": {"Content-Type": ctype}}  # noqa: E731
+    cases = [
+        ("empty body", raw(b"")),
+        ("no content type", {"content": b""}),
+        ("random bytes", raw(bytes(rng.getrandbits(8) for _ in range(8192)))),
+        ("text as image", raw(b"hello world\n" * 50)),
+        ("truncated jpeg", raw(photo[: len(photo) // 2])),
+        ("jpeg header only", raw(photo[:300])),
+        ("png bomb 30000x30000", raw(png_bomb(30000, 30000), "image/png")),
+        ("huge body 25 MB", raw(b"\xff" * (25 * 1024 * 1024))),
+        ("wrong content type", raw(photo, "text/plain")),
+        ("missing field", {"files": {"image": ("a.jpg", photo, "image/jpeg")}}),
+        ("invalid base64", {"json": {"image_base64": "@@@ not base64 @@@"}}),
+        ("base64 of junk", {"json": {"image_base64": base64.b64encode(b"junk").decode()}}),
+        ("json not an object", {"json": [1, 2, 3]}),
+        ("malformed json", raw(b"{nope", "application/json")),
+        ("multipart without boundary", raw(b"--x\r\n", "multipart/form-data")),
+    ]
+    for _ in range(20):
+        n = rng.randint(1, 20000)
+        cases.append((f"random {n} bytes", raw(bytes(rng.getrandbits(8) for _ in range(n)))))
+    base = Image.open(io.BytesIO(photo))
+    base.load()
+    for name, mode, fmt in [
+        ("png rgba", "RGBA", "PNG"),
+        ("png grey", "L", "PNG"),
+        ("gif palette", "P", "GIF"),
+        ("jpeg cmyk", "CMYK", "JPEG"),
+        ("webp", "RGB", "WEBP"),
+        ("tiff", "RGB", "TIFF"),
+        ("bmp", "RGB", "BMP"),
+    ]:
+        buffer = io.BytesIO()
+        base.convert(mode).save(buffer, fmt)
+        cases.append((f"valid {name}", raw(buffer.getvalue(), "application/octet-stream")))
+    return cases
+
+
+def bad_input(url: str, photo: bytes) -> dict:
+    import httpx
+
+    statuses: dict[str, int] = {}
+    five = []
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for name, kwargs in bad_corpus(photo):
+            r = client.post("/v1/predict", **kwargs)
+            statuses[name] = r.status_code
+            if r.status_code >= 500:
+                five.append(name)
+        after = client.post("/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"})
+    return {
+        "cases": len(statuses),
+        "5xx": five,
+        "statuses": statuses,
+        "answers_afterwards": after.status_code == 200,
+    }
+
+
+def mean_batch(url: str) -> float:
+    import httpx
+
+    total = count = 0.0
+    for line in httpx.get(url + "/metrics").text.splitlines():
+        if line.startswith("littlevision_batch_size_sum"):
+            total = float(line.split()[1])
+        elif line.startswith("littlevision_batch_size_count"):
+            count = float(line.split()[1])
+    return total / count if count else float("nan")
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", type=Path, default=None, help="bundle to serve (default: train one)")
+    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=20, help="time limit of each load phase")
+    p.add_argument("--quick", action="store_true", help="smaller counts, for a smoke run")
+    a = p.parse_args(argv)
+    if not (DATASETS / "cats-vs-dogs").is_dir():
+        raise SystemExit(f"benchmark data not found at {DATASETS / 'cats-vs-dogs'}")
+    OUT.mkdir(exist_ok=True)
+    run_dir = a.run or train_small_bundle(OUT / "serve-run")
+    images = photos(64)
+    scale = 0.25 if a.quick else 1.0
+    result: dict = {
+        "run": str(run_dir),
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_start": os.getloadavg(),
+    }
+
+    result["ceiling"] = ceiling(run_dir, images, a.max_batch, seconds=3 if a.quick else 6)
+    server = Server(run_dir, "--max-batch", str(a.max_batch), "--watch-interval-s", "0")
+    try:
+        server.wait_ready()
+        result["rss_mb_idle"] = server.rss_mb()
+        asyncio.run(closed_loop(server.url, images, 4, 16, 30))  # warm-up
+        result["load"] = []
+        for conc, count in ((1, 200), (8, 400), (32, 600)):
+            r = asyncio.run(closed_loop(server.url, images, conc, int(count * scale), a.seconds))
+            r["mean_batch"] = mean_batch(server.url)  # cumulative; the c=32 one is what counts
+            result["load"].append(r)
+        result["bad_input"] = bad_input(server.url, images[0])
+        capacity = result["load"][-1]["img_s"]
+        rss_before = server.rss_mb()
+        result["overload"] = asyncio.run(
+            open_loop(server.url, images, 4 * capacity, seconds=10 * scale)
+        )
+        result["overload"]["rss_mb_before"] = rss_before
+        result["overload"]["rss_mb_after"] = server.rss_mb()
+        after = asyncio.run(closed_loop(server.url, images, 1, 5, 30))
+        result["overload"]["answers_afterwards"] = after["statuses"] == {200: 5}
+    finally:
+        server.stop()
+
+    server = Server(run_dir, "--max-batch", str(a.max_batch), "--watch-interval-s", "0")
+    try:
+        server.wait_ready()
+        result["sigterm"] = asyncio.run(sigterm_under_load(server, images, 16, 3.0))
+    finally:
+        server.stop()
+    result["load_average_end"] = os.getloadavg()
+    (OUT / "serve.json").write_text(json.dumps(result, indent=2, default=str))
+    print(report(result))
+    return 0
+
+
+def report(r: dict) -> str:
+    c = r["ceiling"]
+    rows = [
+        f"Bundle: {c['backbone']} at {c['image_size']} px, {r['cores']} cores, load average "
+        f"{r['load_average_start'][0]:.1f} at start (other work on the machine lowers every "
+        "figure).",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| ceiling: ONNX Runtime in-process, batch 1 | {c['batch1_img_s']:.1f} img/s "
+        f"({c['batch1_ms']:.1f} ms) |",
+    ]
+    mb = [k for k in c if k.startswith("batch") and k.endswith("_img_s") and k != "batch1_img_s"]
+    for k in mb:
+        n = k.removeprefix("batch").removesuffix("_img_s")
+        rows.append(f"| ceiling: batch {n} | {c[k]:.1f} img/s |")
+    rows.append(f"| decode one photo to {c['image_size']} px | {c['decode_ms']:.1f} ms |")
+    for load in r["load"]:
+        share = load["img_s"] / c["ceiling_img_s"] * 100
+        rows.append(
+            f"| service, concurrency {load['concurrency']} | {load['img_s']:.1f} img/s "
+            f"({share:.0f}% of ceiling), p50 {load['p50_ms']:.1f} ms, p99 {load['p99_ms']:.1f} ms, "
+            f"{load['requests']} requests {load['statuses']} |"
+        )
+    rows.append(f"| mean batch size (all phases) | {r['load'][-1]['mean_batch']:.1f} |")
+    b = r["bad_input"]
+    rows.append(
+        f"| bad-input corpus | {b['cases']} cases, {len(b['5xx'])} answers 5xx, "
+        f"answers afterwards: {b['answers_afterwards']} |"
+    )
+    o = r["overload"]
+    rows.append(
+        f"| overload at 4x capacity ({o['rate']:.0f} req/s offered, {o['sent']} sent) | "
+        f"{o['rejected_share'] * 100:.0f}% got 429/503; accepted p50 {o['accepted_p50_ms']:.0f} "
+        f"ms, p99 {o['accepted_p99_ms']:.0f} ms, max {o['accepted_max_ms']:.0f} ms; RSS "
+        f"{o['rss_mb_before']:.0f} -> {o['rss_mb_after']:.0f} MB; {o['statuses']}; answers "
+        f"afterwards: {o['answers_afterwards']} |"
+    )
+    s = r["sigterm"]
+    rows.append(
+        f"| SIGTERM under load (16 clients) | {s['sent_before_sigterm']} sent before the signal, "
+        f"{s['answered_before']} answered 200, {s['lost']} lost; after: {s['after_sigterm']}; "
+        f"exit code {s['exit_code']} |"
+    )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
