@@ -15,8 +15,8 @@ from typing import Annotated
 import typer
 
 _FIX_HELP = ("Quarantine error-level problems (broken files, duplicate copies, train/validation "
-             "leaks) into DATA.quarantine/; '--fix all' also suspected label issues and outliers. "
-             "Nothing is deleted.")
+             "leaks) into DATA.quarantine/; 'DATA --fix all' also suspected label issues and "
+             "outliers. Nothing is deleted.")
 
 
 def register(app: typer.Typer, friendly) -> None:
@@ -32,7 +32,10 @@ def register(app: typer.Typer, friendly) -> None:
         json_out: Annotated[Path | None, typer.Option("--json", help="Write the findings as JSON ('-': stdout).")] = None,
         html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report with thumbnails.")] = None,
         fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 when findings of this severity or worse exist: error or warning.")] = None,
-        fix: Annotated[str | None, typer.Option("--fix", is_flag=False, flag_value="errors", help=_FIX_HELP)] = None,
+        scope: Annotated[str | None, typer.Argument(
+            help="'all' after --fix: also quarantine suspected label issues and outliers.",
+            show_default=False, metavar="[all]")] = None,
+        fix: Annotated[bool, typer.Option("--fix", help=_FIX_HELP)] = False,
         restore_from: Annotated[Path | None, typer.Option("--restore", help="Undo fixes: put every file in DATA.quarantine back, byte for byte.")] = None,
         skip: Annotated[list[str] | None, typer.Option("--skip", help="A check not to run (repeatable), e.g. label_issues.")] = None,
         only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check (repeatable).")] = None,
@@ -46,16 +49,18 @@ def register(app: typer.Typer, friendly) -> None:
         out = Console()
         err = Console(stderr=True)
         if restore_from is not None:
-            if data is not None or fix is not None:
+            if data is not None or fix:
                 raise UserError("--restore takes only the quarantine folder: "
                                 "littlevision doctor --restore DATA.quarantine")
             _restore(restore_from, quiet, out, err)
             return
-        if fix is not None and fix not in ("errors", "all"):
-            if data is None:  # 'doctor --fix photos/': the folder was read as --fix's value
-                data, fix = Path(fix), "errors"
-            else:
-                raise UserError(f"--fix takes nothing or 'all'. Received: '{fix}'.")
+        if data is not None and scope is None and str(data) == "all" and fix:
+            raise UserError("Give the data first: littlevision doctor DATA --fix all")
+        if scope is not None:
+            if not fix or scope != "all":
+                raise UserError(f"Unexpected '{scope}': only 'all' may follow DATA, with --fix "
+                                "(littlevision doctor DATA --fix all).")
+        level = ("all" if scope == "all" else "errors") if fix else None
         if data is None:
             raise UserError("Give the data to examine: littlevision doctor DATA "
                             "(or --restore DATA.quarantine).")
@@ -75,8 +80,8 @@ def register(app: typer.Typer, friendly) -> None:
             report.to_html(html_out)
             if str(json_out) != "-":
                 out.print(f"html: {html_out}", highlight=False)
-        if fix is not None:
-            _fix(report, fix, quiet, out, err)
+        if level is not None:
+            _fix(report, level, quiet, out, err)
         if fail_on is not None and report.at_least(fail_on):
             raise typer.Exit(1)
 

@@ -13,6 +13,9 @@ class DoctorConfig:
     """Thresholds and resources for :func:`~littlevision.doctor.examine`.
 
     Attributes:
+        embeddings: Compute image embeddings. ``False`` makes a quick, model-free pass:
+            duplicates and leaks then rest on the perceptual hash alone, and the label and
+            outlier checks find nothing.
         backbone: Backbone whose embeddings drive near duplicates, outliers and label checks
             (the one training uses, so its embedding cache is shared).
         scan_size: Side of the small square every image is decoded to, once, for all pixel
@@ -24,16 +27,22 @@ class DoctorConfig:
         max_aspect: Longer side over shorter side above which an image is "extreme": it is
             squashed that much when resized to the model's square input.
         blank_contrast: Luma standard deviation (0-255) below which an image is blank.
-        dark_level: 90th-percentile luma below which an image is too dark.
-        light_level: 10th-percentile luma above which an image is overexposed.
+        dark_level: 90th-percentile luma below which an image is too dark (cats-vs-dogs:
+            never under 72).
+        light_level: 10th-percentile luma above which an image is overexposed (cats-vs-dogs:
+            never over 185, even for photos on white backgrounds).
         blur_sharpness: :func:`~littlevision.doctor.measures.sharpness` below which an image is
-            very blurry (real photos at scan size: 0.5th percentile ~0.03).
+            very blurry (cats-vs-dogs at scan size: minimum 0.015, 0.3th percentile 0.026;
+            a Gaussian blur of radius 5 on a 400 px photo: median 0.008).
         near_cosine: Embedding cosine similarity at or above which two images are near
             duplicates (distinct photos of cats-vs-dogs stay below 0.85).
         near_hamming: Perceptual-hash distance (bits of 64) at or below which two images are
             near duplicates (distinct photos stay at 12 or more).
-        outlier_k: Neighbours whose mean similarity scores how typical an image is.
-        outlier_z: Robust z-score of that distance above which an image is an outlier.
+        outlier_k: Neighbours whose mean similarity scores how typical an image is (10: a small
+            cluster of off-topic images, say five screenshots, still stands out).
+        outlier_z: Robust z-score of that distance above which an image is an outlier;
+            ``None`` adapts it to the number of images N: ``max(3, sqrt(2 ln N))``, about the
+            largest z that N ordinary images reach by chance (3.0 for 50 images, 4.0 for 2800).
         label_folds: Cross-validation folds for the out-of-fold label probabilities.
         label_c: Inverse regularisation of the cross-validated logistic regression.
         min_per_class: Classes with fewer images than this are flagged.
@@ -41,6 +50,7 @@ class DoctorConfig:
         seed: Seed of the cross-validation folds.
     """
 
+    embeddings: bool = True
     backbone: str = "lite0"
     scan_size: int = 128
     workers: int | None = None
@@ -49,12 +59,12 @@ class DoctorConfig:
     max_aspect: float = 3.0
     blank_contrast: float = 5.0
     dark_level: float = 40.0
-    light_level: float = 215.0
-    blur_sharpness: float = 0.012
+    light_level: float = 200.0
+    blur_sharpness: float = 0.02
     near_cosine: float = 0.90
     near_hamming: int = 8
-    outlier_k: int = 5
-    outlier_z: float = 4.0
+    outlier_k: int = 10
+    outlier_z: float | None = None
     label_folds: int = 5
     label_c: float = 1.0
     min_per_class: int = 10

@@ -21,8 +21,9 @@ _SUBSET_RANK = {"train": 0, None: 1, "validation": 2}
 
 def _keeper(members: list[ImageRecord]) -> ImageRecord:
     """The copy a fix keeps: a training copy first (validation must stay unseen), then the
-    shortest, alphabetically first path (usually the original, not ``copy (2).jpg``)."""
-    return min(members, key=lambda r: (_SUBSET_RANK.get(r.subset, 1), len(r.rel), r.rel))
+    oldest file (copies are made later), then the shortest, alphabetically first path (the
+    original, not ``copy (2).jpg``)."""
+    return min(members, key=lambda r: (_SUBSET_RANK.get(r.subset, 1), r.mtime, len(r.rel), r.rel))
 
 
 def exact_groups(ctx: Context) -> list[list[int]]:

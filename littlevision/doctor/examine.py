@@ -79,13 +79,13 @@ def examine(
     """
     started = time.perf_counter()
     config = config or DoctorConfig()
+    names = select_checks(checks, skip)  # a typo fails before any work
     if isinstance(data, str | os.PathLike):
         from littlevision.data.source import open_dataset
 
         dataset = open_dataset(data, labels)
     else:
         dataset = data
-    names = select_checks(checks, skip)
     specs = [get_check(n) for n in names]
     needs = frozenset().union(*(s.needs for s in specs)) if specs else frozenset()
     data_root = _data_root(dataset, root)
@@ -99,7 +99,7 @@ def examine(
 
     ctx = Context(dataset=dataset, root=data_root, config=config, records=records,
                   reporter=reporter)
-    if needs & {"embeddings", "labels"}:
+    if config.embeddings and needs & {"embeddings", "labels"}:
         t = time.perf_counter()
         ctx.features, ctx.feature_rows = _embed(records, config, embedder, reporter)
         timings["embed"] = time.perf_counter() - t

@@ -3,8 +3,8 @@ very blurry.
 
 Thresholds live in :class:`~littlevision.doctor.config.DoctorConfig`; the measures are the pure
 functions of :mod:`.measures`, computed by the scan on one small decode per image. A blank image
-is reported as blank only (not also dark or blurry), a small one is not judged for blur (its
-upscaled decode is soft by construction).
+is reported once (black: dark, white: overexposed, other colours: blank; never also blurry), a
+small one is not judged for blur (its upscaled decode is soft by construction).
 """
 
 from __future__ import annotations
@@ -32,8 +32,19 @@ def _per_image(ctx: Context, check: str, flag: Callable[[ImageRecord], str | Non
     return out
 
 
+def _is_dark(ctx: Context, rec: ImageRecord) -> bool:
+    return rec.measures.get("dark_level", 255.0) < ctx.config.dark_level
+
+
+def _is_overexposed(ctx: Context, rec: ImageRecord) -> bool:
+    return rec.measures.get("light_level", 0.0) > ctx.config.light_level
+
+
 def _is_blank(ctx: Context, rec: ImageRecord) -> bool:
-    return rec.measures.get("contrast", 255.0) < ctx.config.blank_contrast
+    """Nearly one colour, and that colour neither near-black (dark) nor near-white (overexposed):
+    a nearly constant image is reported once, under the most telling name."""
+    return (rec.measures.get("contrast", 255.0) < ctx.config.blank_contrast
+            and not _is_dark(ctx, rec) and not _is_overexposed(ctx, rec))
 
 
 @register_check("tiny", severity="warning", title="Tiny images",
@@ -70,7 +81,7 @@ def extreme_aspect_ratio(ctx: Context) -> list[Finding]:
 @register_check("blank", severity="warning", title="Blank images",
                 advice="Remove them: a single-colour image carries no information about its class.")
 def blank(ctx: Context) -> list[Finding]:
-    """Nearly constant images (luma standard deviation under ``config.blank_contrast``)."""
+    """Nearly constant mid-tone images (luma standard deviation under ``config.blank_contrast``)."""
 
     def flag(rec: ImageRecord) -> str | None:
         if not _is_blank(ctx, rec):
@@ -86,9 +97,9 @@ def dark(ctx: Context) -> list[Finding]:
     """Images where 90% of pixels are darker than ``config.dark_level``."""
 
     def flag(rec: ImageRecord) -> str | None:
-        level = rec.measures.get("dark_level", 255.0)
-        if level >= ctx.config.dark_level or _is_blank(ctx, rec):
+        if not _is_dark(ctx, rec):
             return None
+        level = rec.measures["dark_level"]
         return f"very dark (90% of pixels under {level:.0f} of 255)"
 
     return _per_image(ctx, "dark", flag, dark_level=lambda r: round(r.measures["dark_level"], 2))
@@ -100,9 +111,9 @@ def overexposed(ctx: Context) -> list[Finding]:
     """Images where 90% of pixels are brighter than ``config.light_level``."""
 
     def flag(rec: ImageRecord) -> str | None:
-        level = rec.measures.get("light_level", 0.0)
-        if level <= ctx.config.light_level or _is_blank(ctx, rec):
+        if not _is_overexposed(ctx, rec):
             return None
+        level = rec.measures["light_level"]
         return f"washed out (90% of pixels over {level:.0f} of 255)"
 
     return _per_image(ctx, "overexposed", flag,
@@ -116,7 +127,8 @@ def blurry(ctx: Context) -> list[Finding]:
     """Images with almost no fine detail (sharpness under ``config.blur_sharpness``)."""
 
     def flag(rec: ImageRecord) -> str | None:
-        if min(rec.info.width, rec.info.height) < ctx.config.scan_size or _is_blank(ctx, rec):
+        if min(rec.info.width, rec.info.height) < ctx.config.scan_size or (
+                rec.measures.get("contrast", 255.0) < ctx.config.blank_contrast):
             return None
         value = rec.measures.get("sharpness", 1.0)
         if value >= ctx.config.blur_sharpness:

@@ -33,6 +33,7 @@ class ImageRecord:
         subset: ``"train"``, ``"validation"`` or ``None``.
         hash: Content hash (as in the embedding cache); ``""`` when the file cannot be read.
         file_size: Bytes.
+        mtime: Last modification time (seconds since the epoch); copies are usually newer.
         info: The header (:func:`~littlevision.data.decode.probe`), when it could be read.
         error: Why it cannot be decoded, or ``None`` when it can.
         measures: :data:`~littlevision.doctor.measures.MEASURES` values of the decoded image.
@@ -46,6 +47,7 @@ class ImageRecord:
     subset: str | None
     hash: str = ""
     file_size: int = 0
+    mtime: float = 0.0
     info: ImageInfo | None = None
     error: DecodeError | None = None
     measures: dict[str, float] = field(default_factory=dict)
@@ -71,7 +73,8 @@ def scan_file(index: int, path: Path, label: str | None, subset: str | None, roo
     """Examine one file; never raises for anything a file's content can do."""
     rec = ImageRecord(index, Path(path), relative_name(path, root), label, subset)
     try:
-        rec.file_size = rec.path.stat().st_size
+        st = rec.path.stat()
+        rec.file_size, rec.mtime = st.st_size, st.st_mtime
         rec.hash = content_hash(rec.path) if rec.file_size else ""
         rec.info = probe(rec.path)
         image = load_image(rec.path, size, max_pixels=max_pixels)
