@@ -125,12 +125,17 @@ class Traced:
 
     input: Any
     taps: dict[str, Any]
-    logits: Any  # pre-softmax scores [N, C] (log-probabilities when the softmax is not found)
-    output: Any  # the model's own output [N, C]
+    logits: Any  # pre-softmax scores [N, C] (log-probabilities when no softmax is found)
+    output: Any  # the model's own output [N, C]; None when the trace stopped early
     layers: list[LayerInfo]
 
 
-def trace(model, tap: Sequence[str] | None = (), input_shape: tuple | None = None) -> Traced:
+class _Stop(Exception):
+    """Raised inside a trace once the last layer needed has been computed."""
+
+
+def trace(model, tap: Sequence[str] | None = (), input_shape: tuple | None = None,
+          stop_after: str | None = None) -> Traced:
     """Re-trace ``model`` symbolically, recording the outputs of the layers named in ``tap``.
 
     Args:
@@ -138,6 +143,8 @@ def trace(model, tap: Sequence[str] | None = (), input_shape: tuple | None = Non
         tap: Layer paths (as in :attr:`LayerInfo.path`) whose outputs to keep; None keeps all.
         input_shape: Trace for another input shape than the model's own, e.g. ``(None, None, 3)``
             for a purely convolutional part (layers after a ``Flatten`` then need the original).
+        stop_after: Stop tracing after this layer path: the rest of the model is not traced
+            (so it may not accept ``input_shape``) and ``output``/``logits`` are None.
 
     Returns:
         A :class:`Traced` from which ``keras.Model(t.input, [...])`` builds a model that
@@ -156,12 +163,20 @@ def trace(model, tap: Sequence[str] | None = (), input_shape: tuple | None = Non
         infos.append(LayerInfo(len(infos), layer.name, path, type(layer).__name__, shape))
         if wanted is None or path in wanted:
             taps[path] = out
+        if stop_after is not None and path == stop_after:
+            raise _Stop
         z = _softmax_logits(layer, args) if args else None
         if z is not None:
             logits_of[id(out)] = z
 
     x = keras.Input(shape=input_shape or _input_shape(model), name="explain_pixels")
-    out = _trace(model, x, visit, "")
+    try:
+        out = _trace(model, x, visit, "")
+    except _Stop:
+        missing = (wanted or set()) - set(taps)
+        if missing:
+            raise UserError(f"No layer named {sorted(missing)[0]!r} in the model.") from None
+        return Traced(input=x, taps=taps, logits=None, output=None, layers=infos)
     logits = logits_of.get(id(out))
     if logits is None:  # no softmax found: log-probabilities differ from logits by a constant
         logits = keras.ops.log(keras.ops.maximum(out, 1e-12))

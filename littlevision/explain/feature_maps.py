@@ -92,8 +92,10 @@ def feature_maps(model, image: np.ndarray,
 
 def _channel_tiles(fm: FeatureMap, max_channels: int, tile: int) -> np.ndarray:
     acts = fm.activations
-    if acts.ndim != 3:  # a vector (e.g. pooled features): show it as one row of bars-as-pixels
-        acts = acts.reshape(1, -1, 1)
+    if acts.ndim != 3:  # a vector (pooled features, class scores): one strip, a cell per unit
+        strip = _imaging.colorize(_imaging.normalize01(acts.ravel())[None, :], "viridis")
+        cell = max(1, min(tile, 1024 // strip.shape[1]))
+        return np.repeat(np.repeat(strip, cell, axis=1), max(cell, 16), axis=0)
     idx = fm.strongest(max_channels)
     chans = _imaging.normalize01(np.moveaxis(acts[..., idx], -1, 0), axis=(1, 2))
     coloured = np.stack([_imaging.colorize(c, "viridis") for c in chans])

@@ -157,7 +157,7 @@ def _objective_model(keras_model, tap: str | None, size: int):
     from littlevision._tf import quiet_keras
 
     keras = quiet_keras()
-    t = trace(keras_model, tap=[tap] if tap else (), input_shape=(size, size, 3))
+    t = trace(keras_model, tap=[tap] if tap else (), input_shape=(size, size, 3), stop_after=tap)
     return keras.Model(t.input, t.taps[tap] if tap else t.logits)
 
 

@@ -23,7 +23,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -245,8 +244,8 @@ def _cache_key(model, layer: str | None) -> tuple:
 
     if isinstance(model, (str, os.PathLike)):
         model = Bundle.load(model)
-    if isinstance(model, Bundle):
-        return ("run", str(Path(model.path).resolve()), model.version, layer)
+    if isinstance(model, Bundle):  # by content: a copied or moved run reuses its explainer
+        return ("run", model.version, tuple(model.labels), layer)
     return ("model", id(model), layer)
 
 

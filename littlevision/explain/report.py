@@ -247,6 +247,7 @@ class _Notes:
         self.strict = strict
         self.reporter = reporter
         self.items: dict[str, list[str]] = {}
+        self.seconds: dict[str, float] = {}  # time spent in each guarded step
 
     def add(self, section: str, text: str) -> None:
         self.items.setdefault(section, []).append(text)
@@ -256,9 +257,11 @@ class _Notes:
 
         class _Guard:
             def __enter__(self):
+                self.start = time.perf_counter()
                 return self
 
             def __exit__(self, exc_type, exc, tb):
+                notes.seconds[what] = notes.seconds.get(what, 0.0) + time.perf_counter() - self.start
                 if exc is None or notes.strict or isinstance(exc, KeyboardInterrupt):
                     return False
                 notes.add(section, f"Could not {what}: {type(exc).__name__}: {exc}")
@@ -279,11 +282,16 @@ def _doctor_findings(run: Path) -> list[dict]:
             (v for v in (data.values() if isinstance(data, dict) else []) if isinstance(v, list)
              and v and all(isinstance(r, dict) for r in v)), [])
         rows = [r for r in rows if isinstance(r, dict)]
-        preferred = ["check", "name", "severity", "level", "count", "message", "summary", "paths"]
+        preferred = ["severity", "level", "check", "name", "message", "count", "files", "paths"]
         keys = list(dict.fromkeys(k for r in rows for k in r))
         columns = [k for k in preferred if k in keys] or keys[:6]
         summary = {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool))} \
             if isinstance(data, dict) else {}
+        inner = data.get("summary") if isinstance(data, dict) else None
+        if isinstance(inner, dict):  # the doctor's own Report.to_json() layout
+            summary.update({k: inner[k] for k in ("n_images", "n_findings") if k in inner})
+            if isinstance(inner.get("by_severity"), dict):
+                summary.update(inner["by_severity"])
 
         def cell(v):
             if isinstance(v, list):
@@ -368,10 +376,14 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
 
     # -- the Keras model: Grad-CAM, feature maps, filters ---------------------------------
     explainer = keras_model = None
-    with notes.guard("top-losses", "load the Keras model for Grad-CAM"):
-        from littlevision.explain.gradcam import get_explainer
+    if not bundle.keras_path.is_file():
+        notes.add("top-losses", "This run has no model.keras, which Grad-CAM needs (only the "
+                                "ONNX model was kept); the photos are shown without it.")
+    else:
+        with notes.guard("top-losses", "load the Keras model for Grad-CAM"), \
+                reporter.stage("report: load model"):
+            from littlevision.explain.gradcam import get_explainer
 
-        with reporter.stage("report: load model"):
             explainer = get_explainer(bundle)
             keras_model = explainer.model
     ctx["gradcam_layer"] = explainer.layer_.path if explainer is not None else None
@@ -426,6 +438,7 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
 
     ctx["files"] = _file_sizes(bundle.path)
     ctx["report_seconds"] = time.perf_counter() - started
+    ctx["report_timings"] = {k: round(v, 2) for k, v in notes.seconds.items()}
     return ctx
 
 
