@@ -1,0 +1,371 @@
+"""Replicated serving on Ray Serve: the same FastAPI app, N replicas, Serve's request batching.
+
+Each replica runs the app of :func:`littlevision.serving.create_app` unchanged (endpoints,
+bad-input answers, admission, metrics, hot reload), built inside the replica: the app holds
+threads and locks, so it is made where it runs rather than pickled from here. The only change is
+the batcher: the app's own micro-batcher is swapped for :class:`ServeBatcher`, which batches
+with ``@serve.batch``, so Serve's batching settings (and its batch metrics) apply.
+
+Autoscaling (pass ``autoscaling=`` to :func:`serve_ray`, see docs/scaling.md)::
+
+    {"min_replicas": 1, "initial_replicas": 2, "max_replicas": 8,
+     "target_ongoing_requests": 32, "upscale_delay_s": 10, "downscale_delay_s": 120}
+
+``target_ongoing_requests`` is set to the batch size: a replica with a full batch queued is
+busy, more than that waiting means another replica would answer sooner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from littlevision.bundle import Bundle
+from littlevision.errors import UserError
+from littlevision.inference import default_threads
+
+log = logging.getLogger("littlevision.serving")
+
+DEFAULT_APP_NAME = "littlevision"
+
+
+# -- Serve's request batching behind the app's batcher interface ------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Image:
+    model: Any  # anything with predict_array (littlevision.serving.model_store.LoadedModel)
+    image: np.ndarray  # uint8 [S, S, 3]
+
+
+class ServeBatcher:
+    """The app's batcher interface (``submit``/``start``/``stop``/``depth``...) on ``@serve.batch``.
+
+    Every image is one Serve batch item, so ``max_batch`` counts images as the app's own
+    :class:`~littlevision.serving.batcher.MicroBatcher` does, and a multi-image request is
+    spread over batches like any other. Runs inside a Serve replica (``serve.batch`` reads
+    the replica's context).
+
+    Args:
+        max_batch: Serve's ``max_batch_size``: most images per ONNX Runtime call.
+        max_wait_ms: Serve's ``batch_wait_timeout_s`` (in ms): longest wait for a fuller batch.
+        max_queue: Most images waiting; :meth:`submit` raises ``QueueFullError`` past it.
+        on_batch: Called after each model call with ``(batch_size, seconds)`` (the app's
+            metrics hook).
+    """
+
+    def __init__(self, max_batch: int = 32, max_wait_ms: float = 2.0, max_queue: int = 256,
+                 on_batch=None) -> None:
+        if max_batch < 1:
+            raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
+        self.max_batch = int(max_batch)
+        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
+        self.max_queue = int(max_queue)
+        self.on_batch = on_batch
+        self._depth = 0
+        self._running = False
+        self._closing = False
+        self._rate = 0.0
+        self._executor: ThreadPoolExecutor | None = None
+        self._batched = None
+
+    @property
+    def depth(self) -> int:
+        """Images submitted and not yet answered."""
+        return self._depth
+
+    @property
+    def running(self) -> bool:
+        return self._running and not self._closing
+
+    async def start(self) -> None:
+        from ray import serve
+
+        if self._running:
+            return
+        self._closing = False
+        # One inference thread: ONNX Runtime already uses the replica's cores inside a call.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lv-infer")
+        self._batched = serve.batch(max_batch_size=self.max_batch,
+                                    batch_wait_timeout_s=self.max_wait_s)(self._run)
+        self._running = True
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Refuse new images, answer the ones submitted (up to ``timeout_s``), then stop."""
+        self._closing = True
+        deadline = time.monotonic() + timeout_s
+        while self._depth and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self._running = False
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the current queue has likely been answered (at least 1)."""
+        if self._rate <= 0:
+            return 1
+        return max(1, math.ceil(self._depth / self._rate))
+
+    async def submit(self, model, images: np.ndarray) -> np.ndarray:
+        """Probabilities [C] for one image [S, S, 3], [k, C] for a stack [k, S, S, 3].
+
+        Raises:
+            QueueFullError: when ``max_queue`` images are already waiting.
+            BatcherClosedError: when stopping or not started.
+        """
+        from littlevision.serving.batcher import BatcherClosedError, QueueFullError
+
+        if not self.running:
+            raise BatcherClosedError("The service is shutting down.")
+        single = images.ndim == 3
+        stack = images[None] if single else images
+        k = int(stack.shape[0])
+        if self._depth + k > self.max_queue:
+            raise QueueFullError(self._depth, self.retry_after_s())
+        self._depth += k
+        try:
+            rows = await asyncio.gather(*(self._batched(_Image(model, im)) for im in stack))
+        finally:
+            self._depth -= k
+        probs = np.stack(rows)
+        return probs[0] if single else probs
+
+    async def _run(self, items: list[_Image]) -> list[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        out: list[np.ndarray | None] = [None] * len(items)
+        groups: dict[int, list[int]] = {}
+        for i, item in enumerate(items):  # a hot reload can leave two models in one batch
+            groups.setdefault(id(item.model), []).append(i)
+        for rows in groups.values():
+            images = np.stack([items[i].image for i in rows])
+            start = time.perf_counter()
+            probs = await loop.run_in_executor(self._executor, items[rows[0]].model.predict_array,
+                                               images)
+            seconds = time.perf_counter() - start
+            for j, i in enumerate(rows):
+                out[i] = probs[j]
+            rate = len(images) / max(seconds, 1e-6)
+            self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+            if self.on_batch is not None:
+                self.on_batch(len(images), seconds)
+        return out
+
+
+def build_app(run_dir: str | os.PathLike, settings=None, serve_batching: bool = True):
+    """The littlevision FastAPI app, with Serve's batching in place of its own.
+
+    Args:
+        run_dir: A run folder made by ``littlevision train``.
+        settings: :class:`~littlevision.serving.ServeSettings` (default: its defaults).
+        serve_batching: Use :class:`ServeBatcher` (``False`` keeps the app's micro-batcher).
+
+    Returns:
+        The app of :func:`littlevision.serving.create_app`.
+    """
+    from littlevision.serving.app import create_app
+
+    app = create_app(run_dir, settings)
+    if serve_batching:
+        runtime = app.state.runtime
+        s = runtime.settings
+        runtime.batcher = ServeBatcher(s.max_batch, s.batch_wait_ms, s.max_queue,
+                                       on_batch=runtime.batcher.on_batch)
+    return app
+
+
+class LazyApp:
+    """An ASGI app that builds the real one in the replica, on its first (lifespan) event.
+
+    ``@serve.ingress(app)`` pickles ``app``; this one is only a folder name and settings, so it
+    pickles on every Ray version, and each replica gets its own runtime, threads and model.
+    """
+
+    def __init__(self, run_dir: str, settings, serve_batching: bool = True) -> None:
+        self.run_dir = run_dir
+        self.settings = settings
+        self.serve_batching = serve_batching
+        self._app = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_app": None}
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self._app is None:
+            self._app = build_app(self.run_dir, self.settings, self.serve_batching)
+        await self._app(scope, receive, send)
+
+
+# -- the deployment ---------------------------------------------------------------------------
+
+
+@dataclass
+class RayService:
+    """A running Serve application (what :func:`serve_ray` returns with ``blocking=False``).
+
+    Attributes:
+        url: Where it answers (``http://HOST:PORT``).
+        name: The Serve application name.
+        replicas: Replicas asked for (the autoscaler may change the count).
+    """
+
+    url: str
+    name: str
+    replicas: int | None
+    _owns_ray: bool = False
+    _owns_serve: bool = False
+
+    def shutdown(self) -> None:
+        """Delete the application; stop Serve and Ray too when :func:`serve_ray` started them."""
+        import ray
+        from ray import serve
+
+        if not ray.is_initialized():
+            return
+        if self._owns_serve:
+            serve.shutdown()
+        else:
+            serve.delete(self.name)
+        if self._owns_ray:
+            ray.shutdown()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_ray(
+    run_dir: str | os.PathLike,
+    replicas: int = 1,
+    *,
+    settings=None,
+    address: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    cpus_per_replica: float = 1,
+    autoscaling: dict | None = None,
+    max_ongoing_requests: int | None = None,
+    serve_batching: bool = True,
+    name: str = DEFAULT_APP_NAME,
+    blocking: bool = True,
+    object_store_memory: int | None = None,
+) -> int | RayService:
+    """Serve a run on Ray Serve: ``replicas`` copies of the app behind Serve's HTTP proxy.
+
+    Args:
+        run_dir: A run folder made by ``littlevision train``; every node running a replica
+            must see it at the same path (shared volume or baked into the image), which also
+            keeps hot reload working.
+        replicas: Replicas to start (ignored when ``autoscaling`` is given).
+        settings: :class:`~littlevision.serving.ServeSettings`; ``threads`` and
+            ``decode_threads`` default to ``cpus_per_replica`` so replicas do not fight for cores.
+        address: A Ray cluster to join; ``None`` starts a local Ray (or uses this process's).
+        host: Address of Serve's HTTP proxy (loopback by default).
+        port: Its port.
+        cpus_per_replica: CPUs Ray reserves for each replica.
+        autoscaling: Serve's ``autoscaling_config`` (see the module docstring).
+        max_ongoing_requests: Requests one replica takes at once (default: the settings'
+            ``max_queue``, so the app's own admission answers 429 as the plain service does).
+        serve_batching: Batch with ``@serve.batch`` (``False``: the app's micro-batcher).
+        name: Serve application name.
+        blocking: Serve until SIGINT/SIGTERM, then shut down and return 0; ``False`` returns a
+            :class:`RayService` at once (tests, notebooks).
+        object_store_memory: Object store bytes of a local Ray (default: small).
+
+    Returns:
+        0 after a clean shutdown (``blocking``), else a :class:`RayService`.
+
+    Raises:
+        UserError: Ray is not installed, ``run_dir`` is not a run, or ``replicas`` < 1.
+    """
+    from littlevision.scale.cluster import LOCAL_OBJECT_STORE_BYTES, require_ray
+    from littlevision.serving.settings import ServeSettings
+
+    ray = require_ray("Serving on Ray", part="serve")
+    from ray import serve
+
+    Bundle.load(run_dir)  # a wrong folder fails here, in one sentence, not in a replica log
+    if autoscaling is None and int(replicas) < 1:
+        raise UserError(f"Expected replicas >= 1. Received: replicas={replicas}")
+    settings = settings or ServeSettings()
+    threads = max(1, int(cpus_per_replica))
+    settings = dataclasses.replace(
+        settings,
+        threads=settings.threads or threads,
+        decode_threads=settings.decode_threads or threads,
+    )
+    if not _is_loopback(host) and settings.api_key is None:
+        log.warning("Serving on %s without an API key: anyone who can reach it can reload the "
+                    "model and write feedback files.", host)
+
+    owns_ray = not ray.is_initialized()
+    if owns_ray:
+        common = {"include_dashboard": False, "logging_level": logging.WARNING,
+                  "log_to_driver": False}
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(num_cpus=default_threads(),
+                     object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
+                     **common)
+    owns_serve = owns_ray
+    try:
+        serve.start(http_options={"host": host, "port": int(port)})
+        options: dict[str, Any] = {
+            "name": name,
+            "ray_actor_options": {"num_cpus": cpus_per_replica},
+            "max_ongoing_requests": max_ongoing_requests or settings.max_queue,
+        }
+        if autoscaling is not None:
+            options["autoscaling_config"] = autoscaling
+        else:
+            options["num_replicas"] = int(replicas)
+        app = LazyApp(str(Path(run_dir).resolve()), settings, serve_batching)
+        deployment = serve.deployment(serve.ingress(app)(), **options)
+        serve.run(deployment.bind(), name=name, route_prefix="/")
+    except BaseException:
+        if owns_ray:
+            serve.shutdown()
+            ray.shutdown()
+        raise
+    service = RayService(url=f"http://{host}:{int(port)}", name=name,
+                         replicas=None if autoscaling else int(replicas),
+                         _owns_ray=owns_ray, _owns_serve=owns_serve)
+    if not blocking:
+        return service
+    _wait_for_signal()
+    service.shutdown()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    """Block until SIGINT or SIGTERM (a process manager's or Kubernetes' stop)."""
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
