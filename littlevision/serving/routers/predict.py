@@ -11,9 +11,15 @@ from fastapi import APIRouter, Query, Request
 
 from littlevision.serving.dependencies import RuntimeDep
 from littlevision.serving.errors import ApiError, error_responses
-from littlevision.serving.images import IMAGE_BODY_DOC, MULTIPART, read_upload, read_uploads
+from littlevision.serving.images import (
+    IMAGE_BODY_DOC,
+    MULTIPART,
+    Upload,
+    read_upload,
+    read_uploads,
+)
+from littlevision.serving.runtime import Runtime
 from littlevision.serving.schemas import (
-    BatchEntry,
     BatchResponse,
     PredictResponse,
     model_ref,
@@ -97,7 +103,7 @@ async def predict_batch(request: Request, runtime: RuntimeDep, top_k: TopK = Non
             )
             ok = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
             probs = await runtime.classify(model, np.stack([decoded[i] for i in ok])) if ok else []
-    results: list[BatchEntry | dict] = []
+    results: list[dict] = []
     rows = dict(zip(ok, probs, strict=True))
     for i, (upload, item) in enumerate(zip(uploads, decoded, strict=True)):
         entry = {"index": i, "filename": upload.filename}
@@ -113,7 +119,8 @@ async def predict_batch(request: Request, runtime: RuntimeDep, top_k: TopK = Non
     }
 
 
-async def _decode_entry(runtime, upload, size: int) -> np.ndarray | ApiError:
+async def _decode_entry(runtime: Runtime, upload: Upload, size: int) -> np.ndarray | ApiError:
+    """One image of a batch, decoded, or the error it alone gets (never raised: the others go on)."""
     if upload.problem:
         return ApiError(422, "not_a_file", upload.problem)
     try:
