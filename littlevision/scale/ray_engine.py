@@ -175,10 +175,11 @@ def _streaming_context(ray) -> Iterator[None]:
     saved = (ctx.execution_options.preserve_order, ctx.enable_progress_bars)
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
-    # Without a terminal Ray Data logs its progress at INFO instead: the library never prints.
+    # Without a terminal Ray Data logs its progress at INFO instead, and says at WARNING that
+    # bars are off: the library never prints. Real failures still raise.
     data_log = logging.getLogger("ray.data")
     level = data_log.level
-    data_log.setLevel(max(level, logging.WARNING))
+    data_log.setLevel(max(level, logging.ERROR))
     try:
         yield
     finally:
