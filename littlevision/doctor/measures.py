@@ -2,8 +2,9 @@
 
 The doctor decodes every image once, at a small square size (see :mod:`.scan`), and computes all
 of these on that one array, so adding a measure costs no extra decoding. Each function takes a
-uint8 RGB array ``[H, W, 3]`` (or a float grey array ``[H, W]`` where noted) and returns a
-float; none of them looks at the file, so they can be tested and reused on any array.
+uint8 RGB array ``[H, W, 3]`` and returns a float (all but :func:`colourfulness` also accept
+the image's luma ``[H, W]``, which :func:`measure_all` computes once); none of them looks at the
+file, so they can be tested and reused on any array.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def grey(image: np.ndarray) -> np.ndarray:
-    """Luma ``[H, W]`` float32 in 0..255 of a uint8 RGB image ``[H, W, 3]``."""
+    """Luma ``[H, W]`` float32 in 0..255 of a uint8 RGB image ``[H, W, 3]``; a 2-D array is
+    taken as luma already (so :func:`measure_all` converts once for every measure)."""
+    if image.ndim == 2:
+        return np.asarray(image, dtype=np.float32)
     return np.asarray(image, dtype=np.float32) @ _LUMA
 
 
@@ -82,6 +86,10 @@ MEASURES: dict[str, Callable[[np.ndarray], float]] = {
 """Every measure the scan records for each image, by name."""
 
 
+_NEEDS_COLOUR = frozenset({"colourfulness"})
+
+
 def measure_all(image: np.ndarray) -> dict[str, float]:
-    """All of :data:`MEASURES` for one image."""
-    return {name: fn(image) for name, fn in MEASURES.items()}
+    """All of :data:`MEASURES` for one uint8 RGB image (its luma is computed once)."""
+    luma = grey(image)
+    return {name: fn(image if name in _NEEDS_COLOUR else luma) for name, fn in MEASURES.items()}

@@ -30,12 +30,15 @@ class Neighbours:
         knn_similarity: float32 ``[M]``: for each row of ``ctx.features``, the mean cosine to its
             ``k`` most similar *other* images (copies of itself excluded); ``None`` without
             embeddings.
+        knn_rows: int64 ``[M, k]``: those neighbours (rows of ``ctx.features``), ``-1`` where
+            there were fewer than ``k``; ``None`` without embeddings.
     """
 
     pairs: np.ndarray
     cosine: np.ndarray
     hamming: np.ndarray
     knn_similarity: np.ndarray | None
+    knn_rows: np.ndarray | None = None
 
 
 def neighbours(ctx: Context) -> Neighbours:
@@ -64,6 +67,7 @@ def _compute(ctx: Context) -> Neighbours:
     m = len(rows)
     k = min(cfg.outlier_k, max(m - 1, 0))
     knn = np.full(m, np.nan, dtype=np.float32) if feats is not None else None
+    knn_rows = np.full((m, k), -1, dtype=np.int64) if feats is not None else None
     found_i, found_j, found_cos, found_ham = [], [], [], []
     for start in range(0, m, _BLOCK):
         stop = min(start + _BLOCK, m)
@@ -84,8 +88,10 @@ def _compute(ctx: Context) -> Neighbours:
         if knn is not None and k > 0:
             # Copies of the image itself (byte-identical or near) say nothing about typicality.
             masked = np.where(same_file | near, -np.inf, sim)
-            top = -np.partition(-masked, k - 1, axis=1)[:, :k]
+            idx = np.argpartition(-masked, k - 1, axis=1)[:, :k]
+            top = np.take_along_axis(masked, idx, axis=1)
             valid = np.isfinite(top)
+            knn_rows[start:stop] = np.where(valid, idx, -1)
             total = np.where(valid, top, 0.0).sum(axis=1)
             count = valid.sum(axis=1)
             knn[start:stop] = np.where(count > 0, total / np.maximum(count, 1), np.nan)
@@ -98,6 +104,7 @@ def _compute(ctx: Context) -> Neighbours:
         cosine=np.concatenate(found_cos).astype(np.float32) if found_cos else np.zeros(0, np.float32),
         hamming=np.concatenate(found_ham).astype(np.int64) if found_ham else np.zeros(0, np.int64),
         knn_similarity=knn,
+        knn_rows=knn_rows,
     )
 
 

@@ -26,17 +26,17 @@ def _title_advice(check: str) -> tuple[str, str]:
 def summary_table(report: Report, examples: int = 2) -> Table:
     """A rich table: severity, check, how many, a few example files."""
     table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
-    table.add_column("", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("found", justify="right", no_wrap=True)
-    table.add_column("examples", overflow="ellipsis", no_wrap=True)
+    table.add_column("", no_wrap=True, min_width=7)
+    table.add_column("check", min_width=16, ratio=2)
+    table.add_column("found", justify="right", no_wrap=True, min_width=5)
+    table.add_column("examples", overflow="ellipsis", no_wrap=True, ratio=3)
     for check in dict.fromkeys(f.check for f in report.findings):
         found = report.by_check(check)
         severity = found[0].severity
         n_files = sum(len(f.files) for f in found)
         grouped = len(found) > 1 and any(len(f.files) > 1 for f in found)
         if grouped or (len(found) == 1 and len(found[0].files) > 1 and found[0].details.get("members")):
-            count = f"{len(found)} × {n_files} files" if grouped else f"{n_files} files"
+            count = f"{len(found)} groups" if grouped else f"{n_files} files"
         else:
             count = str(n_files or len(found))
         shown = ", ".join([p for f in found for p in f.files][:examples]) or found[0].message
