@@ -113,7 +113,6 @@ class Explainer:
         size = self.image_size
         spec = [tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None], tf.int32)]
         self._fn = tf.function(self._cam, input_signature=spec, reduce_retracing=True)
-        self._lock = threading.Lock()
 
     def _cam(self, x, class_index):
         import tensorflow as tf

@@ -64,8 +64,8 @@ class ReportConfig:
     n_correct: int = 8
     n_filters: int = 8
     max_class_images: int = 6
-    filter_ascent: AscentConfig = AscentConfig(steps=30, size=112)
-    class_ascent: AscentConfig = AscentConfig(steps=30, size=144)
+    filter_ascent: AscentConfig = AscentConfig(steps=24, size=96, octaves=(0.5, 1.0))
+    class_ascent: AscentConfig = AscentConfig(steps=24, size=128, octaves=(0.5, 1.0))
     thumb: int = 240
     batch_size: int = 32
     seed: int = 0
