@@ -72,7 +72,7 @@ class MicroBatcher:
         self,
         max_batch: int = 32,
         max_wait_ms: float = 2.0,
-        max_queue: int = 128,
+        max_queue: int = 64,
         on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
         if max_batch < 1:

@@ -38,7 +38,7 @@ def serve(
     batch_wait_ms: float = 2.0,
     api_key_env: str | None = None,
     *,
-    max_queue: int = 128,
+    max_queue: int = 64,
     request_timeout_s: float = 30.0,
     max_body_mb: float = 20.0,
     threads: int | None = None,
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--batch-wait-ms", type=float, default=2.0)
     p.add_argument("--api-key-env", default=None)
-    p.add_argument("--max-queue", type=int, default=128)
+    p.add_argument("--max-queue", type=int, default=64)
     p.add_argument("--request-timeout-s", type=float, default=30.0)
     p.add_argument("--max-body-mb", type=float, default=20.0)
     p.add_argument("--threads", type=int, default=None)

@@ -35,10 +35,10 @@ class ServeSettings:
 
     max_batch: int = 32
     batch_wait_ms: float = 2.0
-    max_queue: int = 128
+    max_queue: int = 64
     request_timeout_s: float = 30.0
     max_body_bytes: int = 20 * MB
-    max_batch_images: int = 64
+    max_batch_images: int = 32
     api_key: str | None = field(default=None, repr=False)
     threads: int | None = None
     decode_threads: int | None = None

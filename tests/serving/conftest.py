@@ -3,12 +3,14 @@
 The bundle is built here with ``onnx.helper`` and follows the ONNX contract exactly (uint8
 [N, 64, 64, 3] in, softmax over 2 classes out), so the tests run in seconds and need neither
 TensorFlow nor a trained model. To serve a bundle trained by the core instead, make the
-``bundle_source`` fixture return that run folder: everything else takes the bundle from there.
+``bundle_source`` fixture return that run folder (or set LITTLEVISION_SERVE_TEST_RUN):
+everything else takes the bundle from there.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import struct
 import zlib
@@ -93,8 +95,25 @@ def make_bundle(
 
 @pytest.fixture(scope="session")
 def bundle_source(tmp_path_factory) -> Path:
-    """The bundle every serving test copies. Swap in a trained run here when the core offers it."""
+    """The bundle every serving test copies (tests read its name, labels and size from it).
+
+    LITTLEVISION_SERVE_TEST_RUN=RUN serves a trained run instead (its labels must include
+    ``cats`` and ``dogs``, as a cats-vs-dogs run's do); a session fixture that trains one can
+    replace this body the same way.
+    """
+    trained = os.environ.get("LITTLEVISION_SERVE_TEST_RUN")
+    if trained:
+        return Path(trained)
     return make_bundle(tmp_path_factory.mktemp("bundle") / "run")
+
+
+@pytest.fixture(scope="session")
+def served(bundle_source):
+    """The served bundle's facts (name, labels, image_size): tests compare with these, not
+    with constants, so swapping ``bundle_source`` for a trained run needs no other change."""
+    from littlevision.bundle import Bundle
+
+    return Bundle.load(bundle_source)
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from littlevision.serving import ServeSettings, create_app
 from littlevision.serving.metrics import Counter, Gauge, Histogram, Registry
 
 
-def test_health_and_readiness(client):
+def test_health_and_readiness(client, served):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["ready"] is True and ready.json()["model"]["name"] == "tiny-pets"
+    assert ready.json()["ready"] is True and ready.json()["model"]["name"] == served.name
 
 
 def test_the_model_loads_in_the_lifespan_not_at_create_app(run_dir, photo):
@@ -56,7 +56,7 @@ def test_a_model_that_cannot_load_fails_the_start_up(run_dir):
     assert "ONNX" in app.state.runtime.startup_error
 
 
-def test_metrics_are_prometheus_text(client, photo):
+def test_metrics_are_prometheus_text(client, photo, served):
     client.post("/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"})
     client.post("/v1/predict", content=b"junk", headers={"Content-Type": "image/jpeg"})
     r = client.get("/metrics")
@@ -80,7 +80,9 @@ def test_metrics_are_prometheus_text(client, photo):
     )
     assert 'littlevision_batch_size_bucket{le="1"} 1' in text
     assert "littlevision_queue_depth 0" in text
-    assert re.search(r'littlevision_model_info\{name="tiny-pets",version="\w{12}"\} 1', text)
+    assert re.search(
+        rf'littlevision_model_info\{{name="{served.name}",version="\w{{12}}"\}} 1', text
+    )
     sample = re.compile(r"^[a-z_]+(\{[^}]*\})? [-+0-9.eInf]+$")
     for line in text.splitlines():
         assert line.startswith("# ") or sample.match(line), line

@@ -8,19 +8,19 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from littlevision.bundle import Bundle
 from littlevision.data.decode import load_image
 from littlevision.inference import Predictor
-
-from .conftest import IMAGE_SIZE, LABELS
 
 
 def expected_probs(run_dir, data: bytes) -> np.ndarray:
     """What the bundle's model says when called directly, without the service."""
-    predictor = Predictor(run_dir / "model.onnx", LABELS, IMAGE_SIZE, threads=1)
-    return predictor.predict_array(load_image(data, IMAGE_SIZE))
+    bundle = Bundle.load(run_dir)
+    predictor = Predictor.from_bundle(bundle, threads=1)
+    return predictor.predict_array(load_image(data, bundle.image_size))
 
 
-def test_the_three_input_forms_give_the_same_answer(client, run_dir, photos):
+def test_the_three_input_forms_give_the_same_answer(client, run_dir, photos, served):
     for name, data in photos.items():
         answers = [
             client.post("/v1/predict", files={"file": (name, data, "image/jpeg")}),
@@ -34,11 +34,11 @@ def test_the_three_input_forms_give_the_same_answer(client, run_dir, photos):
         )
         want = expected_probs(run_dir, data)
         body = bodies[0]
-        assert body["label"] == LABELS[int(np.argmax(want))]
+        assert body["label"] == served.labels[int(np.argmax(want))]
         assert body["score"] == pytest.approx(float(want.max()), abs=1e-6)
-        for i, label in enumerate(LABELS):
+        for i, label in enumerate(served.labels):
             assert body["probabilities"][label] == pytest.approx(float(want[i]), abs=1e-6)
-        assert body["model"]["name"] == "tiny-pets" and len(body["model"]["version"]) == 12
+        assert body["model"]["name"] == served.name and len(body["model"]["version"]) == 12
         assert body["latency_ms"] > 0
 
 
@@ -63,14 +63,14 @@ def test_data_url_and_octet_stream_are_accepted(client, photo):
     assert r.status_code == 200
 
 
-def test_odd_but_valid_images_are_classified(client, odd_images):
+def test_odd_but_valid_images_are_classified(client, odd_images, served):
     for name, (data, ctype) in odd_images.items():
         r = client.post("/v1/predict", content=data, headers={"Content-Type": ctype})
         assert r.status_code == 200, (name, r.json())
-        assert r.json()["label"] in LABELS
+        assert r.json()["label"] in served.labels
 
 
-def test_batch_answers_in_order_with_per_image_errors(client, run_dir, photos):
+def test_batch_answers_in_order_with_per_image_errors(client, run_dir, photos, served):
     names = list(photos)
     files = [
         ("files", (names[0], photos[names[0]], "image/jpeg")),
@@ -83,13 +83,15 @@ def test_batch_answers_in_order_with_per_image_errors(client, run_dir, photos):
     results = r.json()["results"]
     assert [e["index"] for e in results] == [0, 1, 2, 3]
     assert [e["filename"] for e in results] == [names[0], "broken.jpg", names[1], "empty.png"]
-    for i in (0, 2):
-        want = expected_probs(run_dir, photos[names[i // 2 if i == 0 else 1]])
-        assert results[i]["probabilities"][LABELS[0]] == pytest.approx(float(want[0]), abs=1e-6)
+    for i, name in ((0, names[0]), (2, names[1])):
+        want = expected_probs(run_dir, photos[name])
+        assert results[i]["probabilities"][served.labels[0]] == pytest.approx(
+            float(want[0]), abs=1e-6
+        )
         assert "error" not in results[i]
     assert (results[1]["error"], results[1]["status"]) == ("not_image", 422)
     assert (results[3]["error"], results[3]["status"]) == ("empty", 400)
-    assert r.json()["model"]["name"] == "tiny-pets"
+    assert r.json()["model"]["name"] == served.name
 
 
 def test_batch_limits_and_shapes(make_client, photo):
@@ -111,7 +113,7 @@ def test_batch_limits_and_shapes(make_client, photo):
     assert statuses == [200, 422]
 
 
-def test_concurrent_requests_are_batched_together(make_client, run_dir, photos):
+def test_concurrent_requests_are_batched_together(make_client, run_dir, photos, served):
     client = make_client(batch_wait_ms=300, max_batch=32)
     data = list(photos.values())
     with ThreadPoolExecutor(12) as pool:
@@ -128,7 +130,9 @@ def test_concurrent_requests_are_batched_together(make_client, run_dir, photos):
     assert all(a.status_code == 200 for a in answers)
     for i, a in enumerate(answers):  # each caller got the answer for its own image
         want = expected_probs(run_dir, data[i % len(data)])
-        assert a.json()["probabilities"][LABELS[0]] == pytest.approx(float(want[0]), abs=1e-6)
+        assert a.json()["probabilities"][served.labels[0]] == pytest.approx(
+            float(want[0]), abs=1e-6
+        )
     metrics = client.app.state.runtime.metrics
     assert metrics.images.value() == 12
     assert metrics.batch_size.count() <= 3  # 12 images in at most 3 model calls

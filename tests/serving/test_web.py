@@ -9,6 +9,7 @@ prove the page's own script runs under it. Set LITTLEVISION_SCREENSHOTS=DIR to k
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
@@ -85,7 +86,7 @@ def screenshot(page, tmp_path: Path, name: str) -> Path:
 
 
 def test_upload_an_image_see_the_prediction_and_send_a_correction(
-    browser_page, server, run_dir, cats_dogs_dir, tmp_path
+    browser_page, server, run_dir, cats_dogs_dir, tmp_path, served
 ):
     import httpx
     from playwright.sync_api import expect
@@ -98,7 +99,7 @@ def test_upload_an_image_see_the_prediction_and_send_a_correction(
     ).json()
 
     page.goto(s.url + "/")
-    expect(page.locator("#model")).to_contain_text("tiny-pets")
+    expect(page.locator("#model")).to_contain_text(served.name)
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#classes li:nth-child(2)")
     rows = page.locator("#classes li")
@@ -107,8 +108,10 @@ def test_upload_an_image_see_the_prediction_and_send_a_correction(
     shown = rows.nth(0).locator(".pct").inner_text()
     assert shown == f"{expected['score'] * 100:.1f}%"
     assert page.locator("#preview").evaluate("img => img.naturalWidth") > 0
-    # no model.keras in the tiny bundle: the page says Grad-CAM is unavailable, clearly
-    expect(page.locator("#overlay-note")).to_contain_text("not available")
+    # the tiny bundle has no model.keras: the page says so clearly; a trained run shows it
+    expect(page.locator("#overlay-note")).to_contain_text(
+        re.compile("not available|where the model looked"), timeout=180_000
+    )
     screenshot(page, tmp_path, "web-prediction")
 
     other = "cats" if expected["label"] == "dogs" else "dogs"
