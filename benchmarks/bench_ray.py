@@ -133,7 +133,7 @@ def real_bundle(env: dict) -> Path:
         for f in sorted((DATASETS / "cats-vs-dogs" / "train" / cls).iterdir())[:20]:
             shutil.copy2(f, data / cls / f.name)
     subprocess.run([sys.executable, "-m", "littlevision.cli", "train", str(data), "-o", str(run),
-                    "--quiet", "--no-report"], env=env, check=True)
+                    "--quiet", "--no-report"], env=env, check=True, stdout=subprocess.DEVNULL)
     return run
 
 

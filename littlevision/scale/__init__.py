@@ -16,6 +16,8 @@ _EXPORTS = {
     "serve_ray": "littlevision.scale.ray_serve",
     "RayService": "littlevision.scale.ray_serve",
     "ServeBatcher": "littlevision.scale.ray_serve",
+    "build_application": "littlevision.scale.ray_serve",
+    "app_builder": "littlevision.scale.ray_serve",
     "require_ray": "littlevision.scale.cluster",
     "ray_session": "littlevision.scale.cluster",
     "INSTALL_HINT": "littlevision.scale.cluster",

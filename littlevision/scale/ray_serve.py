@@ -297,25 +297,18 @@ def serve_ray(
         UserError: Ray is not installed, ``run_dir`` is not a run, or ``replicas`` < 1.
     """
     from littlevision.scale.cluster import LOCAL_OBJECT_STORE_BYTES, require_ray
-    from littlevision.serving.settings import ServeSettings
 
     ray = require_ray("Serving on Ray", part="serve")
     from ray import serve
 
-    Bundle.load(run_dir)  # a wrong folder fails here, in one sentence, not in a replica log
-    if autoscaling is None and int(replicas) < 1:
-        raise UserError(f"Expected replicas >= 1. Received: replicas={replicas}")
-    settings = settings or ServeSettings()
-    threads = max(1, int(cpus_per_replica))
-    settings = dataclasses.replace(
-        settings,
-        threads=settings.threads or threads,
-        decode_threads=settings.decode_threads or threads,
-    )
-    if not _is_loopback(host) and settings.api_key is None:
+    if not _is_loopback(host) and (settings is None or settings.api_key is None):
         log.warning("Serving on %s without an API key: anyone who can reach it can reload the "
                     "model and write feedback files.", host)
 
+    application = build_application(run_dir, replicas, settings=settings,
+                                    cpus_per_replica=cpus_per_replica, autoscaling=autoscaling,
+                                    max_ongoing_requests=max_ongoing_requests,
+                                    serve_batching=serve_batching, name=name)
     owns_ray = not ray.is_initialized()
     if owns_ray:
         common = {"include_dashboard": False, "logging_level": logging.WARNING,
@@ -329,18 +322,7 @@ def serve_ray(
     owns_serve = owns_ray
     try:
         serve.start(http_options={"host": host, "port": int(port)})
-        options: dict[str, Any] = {
-            "name": name,
-            "ray_actor_options": {"num_cpus": cpus_per_replica},
-            "max_ongoing_requests": max_ongoing_requests or settings.max_queue,
-        }
-        if autoscaling is not None:
-            options["autoscaling_config"] = autoscaling
-        else:
-            options["num_replicas"] = int(replicas)
-        app = LazyApp(str(Path(run_dir).resolve()), settings, serve_batching)
-        deployment = serve.deployment(serve.ingress(app)(), **options)
-        serve.run(deployment.bind(), name=name, route_prefix="/")
+        serve.run(application, name=name, route_prefix="/")
     except BaseException:
         if owns_ray:
             serve.shutdown()
@@ -354,6 +336,81 @@ def serve_ray(
     _wait_for_signal()
     service.shutdown()
     return 0
+
+
+def build_application(
+    run_dir: str | os.PathLike,
+    replicas: int = 1,
+    *,
+    settings=None,
+    cpus_per_replica: float = 1,
+    autoscaling: dict | None = None,
+    max_ongoing_requests: int | None = None,
+    serve_batching: bool = True,
+    name: str = DEFAULT_APP_NAME,
+):
+    """The Serve application (deployment bound to the run) that :func:`serve_ray` runs.
+
+    Arguments as :func:`serve_ray`. Use it to run the service your own way
+    (``serve.run(build_application(...))``), or through :func:`app_builder` from a Serve config.
+
+    Raises:
+        UserError: Ray Serve is not installed, ``run_dir`` is not a run, or ``replicas`` < 1.
+    """
+    from littlevision.scale.cluster import require_ray
+    from littlevision.serving.settings import ServeSettings
+
+    require_ray("Serving on Ray", part="serve")
+    from ray import serve
+
+    Bundle.load(run_dir)  # a wrong folder fails here, in one sentence, not in a replica log
+    if autoscaling is None and int(replicas) < 1:
+        raise UserError(f"Expected replicas >= 1. Received: replicas={replicas}")
+    settings = settings or ServeSettings()
+    threads = max(1, int(cpus_per_replica))
+    settings = dataclasses.replace(
+        settings,
+        threads=settings.threads or threads,
+        decode_threads=settings.decode_threads or threads,
+    )
+    options: dict[str, Any] = {
+        "name": name,
+        "ray_actor_options": {"num_cpus": cpus_per_replica},
+        "max_ongoing_requests": max_ongoing_requests or settings.max_queue,
+    }
+    if autoscaling is not None:
+        options["autoscaling_config"] = autoscaling
+    else:
+        options["num_replicas"] = int(replicas)
+    app = LazyApp(str(Path(run_dir).resolve()), settings, serve_batching)
+    return serve.deployment(serve.ingress(app)(), **options).bind()
+
+
+def app_builder(args: dict[str, str]):
+    """Serve's application builder, for ``serve run`` and KubeRay's RayService config.
+
+    ``serve run littlevision.scale.ray_serve:app_builder run_dir=/models/pets replicas=2``, or
+    in a Serve config file ``import_path: littlevision.scale.ray_serve:app_builder`` with
+    ``args: {run_dir: /models/pets, replicas: 2}``. Keys: ``run_dir`` (required), ``replicas``,
+    ``cpus_per_replica``, ``max_batch``, ``batch_wait_ms``, ``max_queue``, ``api_key_env`` (the
+    name of an environment variable holding the key). Autoscaling, when wanted, goes in the
+    config file's ``deployments:`` section, which overrides the options set here.
+    """
+    from littlevision.serving.settings import ServeSettings
+
+    if "run_dir" not in args:
+        raise UserError("Expected the argument run_dir=RUN_FOLDER. Received: no run_dir.")
+    fields = {k: type_(args[k]) for k, type_ in
+              (("max_batch", int), ("batch_wait_ms", float), ("max_queue", int)) if k in args}
+    if "api_key_env" in args:
+        key = os.environ.get(args["api_key_env"], "")
+        if not key.strip():
+            raise UserError(f"Expected the API key in environment variable {args['api_key_env']}. "
+                            "Received: it is unset or empty.")
+        fields["api_key"] = key
+    return build_application(args["run_dir"], int(args.get("replicas", 1)),
+                             settings=ServeSettings(**fields),
+                             cpus_per_replica=float(args.get("cpus_per_replica", 1)))
 
 
 def _wait_for_signal() -> None:

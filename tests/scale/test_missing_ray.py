@@ -27,12 +27,19 @@ def _one_sentence(message: str) -> None:
 
 
 def test_every_entry_point_says_how_to_install(no_ray, tmp_path):
-    from littlevision.scale import embed_paths_ray, predict_files, require_ray, serve_ray
+    from littlevision.scale import (
+        build_application,
+        embed_paths_ray,
+        predict_files,
+        require_ray,
+        serve_ray,
+    )
 
     calls = {
         "predict": lambda: predict_files(tmp_path, [tmp_path / "a.jpg"], tmp_path / "o.csv"),
         "embed": lambda: embed_paths_ray({"backbone": "lite0"}, [tmp_path / "a.jpg"]),
         "serve": lambda: serve_ray(tmp_path, 2, blocking=False),
+        "serve_app": lambda: build_application(tmp_path, 2),
         "require": lambda: require_ray("--engine ray"),
     }
     for name, call in calls.items():
@@ -66,3 +73,10 @@ def test_public_names_resolve():
 
     for name in scale.__all__:
         assert getattr(scale, name) is not None, name
+
+
+def test_serve_config_builder_needs_a_run_dir():
+    from littlevision.scale import app_builder
+
+    with pytest.raises(UserError, match="run_dir"):
+        app_builder({"replicas": "2"})
