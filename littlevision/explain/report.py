@@ -226,13 +226,15 @@ def _explained_examples(explainer, val: _Validation, labels: list[str], wrong: l
             "true": labels[true], "predicted": labels[pred],
             "p_predicted": float(p[pred]), "p_true": float(p[true]),
             "image": _jpeg_uri(img, config.thumb),
-            "cam_predicted": None, "cam_true": None,
+            "cam_predicted": None, "cam_true": None, "true_empty": False,
         }
         if pred_maps is not None:
             item["cam_predicted"] = _jpeg_uri(explainer.overlay(img, pred_maps[k], max_side=None),
                                               config.thumb)
             if pred != true:
-                item["cam_true"] = _jpeg_uri(explainer.overlay(img, next(true_maps), max_side=None),
+                true_map = next(true_maps)
+                item["true_empty"] = bool(true_map.max() <= 0)
+                item["cam_true"] = _jpeg_uri(explainer.overlay(img, true_map, max_side=None),
                                              config.thumb)
         (bad if pred != true else good).append(item)
     right_set = set(right)
@@ -453,6 +455,7 @@ def render_report(ctx: dict[str, Any]) -> str:
     )
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * float(x):.1f}%"
     env.filters["num"] = lambda x, d=3: "–" if x is None else f"{float(x):.{d}f}"
+    env.filters["fmt"] = lambda x: f"{x:.4g}" if isinstance(x, float) else x
     return env.get_template("report.html.j2").render(**ctx)
 
 
