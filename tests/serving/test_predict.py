@@ -136,3 +136,12 @@ def test_concurrent_requests_are_batched_together(make_client, run_dir, photos, 
     metrics = client.app.state.runtime.metrics
     assert metrics.images.value() == 12
     assert metrics.batch_size.count() <= 3  # 12 images in at most 3 model calls
+
+
+def test_a_request_that_waits_too_long_gets_503_with_retry_after(make_client, photo):
+    client = make_client(request_timeout_s=0.2, batch_wait_ms=2000)  # the batcher waits longer
+    r = client.post("/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"})
+    assert (r.status_code, r.json()["error"]) == (503, "timeout")
+    assert int(r.headers["retry-after"]) >= 1
+    metrics = client.app.state.runtime.metrics
+    assert metrics.rejected.value(reason="timeout") == 1
