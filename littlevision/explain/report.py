@@ -249,7 +249,8 @@ class _Notes:
         self.strict = strict
         self.reporter = reporter
         self.items: dict[str, list[str]] = {}
-        self.seconds: dict[str, float] = {}  # time spent in each guarded step
+        self.seconds: dict[str, float] = {}  # wall time spent in each guarded step
+        self.cpu_seconds: dict[str, float] = {}  # CPU time (all threads) in each step
 
     def add(self, section: str, text: str) -> None:
         self.items.setdefault(section, []).append(text)
@@ -259,11 +260,13 @@ class _Notes:
 
         class _Guard:
             def __enter__(self):
-                self.start = time.perf_counter()
+                self.start, self.cpu = time.perf_counter(), time.process_time()
                 return self
 
             def __exit__(self, exc_type, exc, tb):
                 notes.seconds[what] = notes.seconds.get(what, 0.0) + time.perf_counter() - self.start
+                notes.cpu_seconds[what] = (notes.cpu_seconds.get(what, 0.0)
+                                           + time.process_time() - self.cpu)
                 if exc is None or notes.strict or isinstance(exc, KeyboardInterrupt):
                     return False
                 notes.add(section, f"Could not {what}: {type(exc).__name__}: {exc}")
@@ -441,6 +444,7 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
     ctx["files"] = _file_sizes(bundle.path)
     ctx["report_seconds"] = time.perf_counter() - started
     ctx["report_timings"] = {k: round(v, 2) for k, v in notes.seconds.items()}
+    ctx["report_cpu_timings"] = {k: round(v, 2) for k, v in notes.cpu_seconds.items()}
     return ctx
 
 
