@@ -425,9 +425,14 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
     load_cold = os.getloadavg()[0]
     report, cold, cold_cpu = doctor_json(cvd, env)
     warm_report, warm, warm_cpu = doctor_json(cvd, env)
+    shutil.rmtree(cache / "embeddings", ignore_errors=True)
+    quick_report, quick, quick_cpu = doctor_json(cvd, env, "--quick")
     ours = {c for c in report["summary"]["by_check"]}
+    ours_quick = {c for c in quick_report["summary"]["by_check"]}
     result = {"n_images": report["summary"]["n_images"], "backbone_export_s": export_s,
               "cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": warm, "warm_cpu_s": warm_cpu,
+              "quick_s": quick, "quick_cpu_s": quick_cpu,
+              "quick_found": quick_report["summary"]["by_check"],
               "load_before_cold": load_cold, "timings_cold": report["summary"]["timings"],
               "doctor_found": report["summary"]["by_check"]}
     if cv_python is None:
@@ -446,7 +451,10 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
         mine = report["summary"]["by_check"].get(check, {})
         comparison.append({"cleanvision": issue, "cleanvision_images": n, "doctor_check": check,
                            "doctor_files": mine.get("files", 0),
-                           "covered": n == 0 or check in ours})
+                           "quick_files": quick_report["summary"]["by_check"].get(
+                               check, {}).get("files", 0),
+                           "covered": n == 0 or check in ours,
+                           "covered_quick": n == 0 or check in ours_quick})
     only_doctor = sorted(ours - {CLEANVISION_TO_DOCTOR.get(k) for k in cv_found})
     result["cleanvision"] = {"seconds_inside": cv["seconds"], "wall_s": wall, "cpu_s": cpu,
                              "load_before": load_cv, "issues": cv["issues"],
@@ -454,6 +462,11 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
     result["comparison"] = comparison
     result["only_doctor"] = only_doctor
     result["speedup_cold"] = wall / cold
+    result["speedup_cold_cpu"] = cpu / cold_cpu
+    result["speedup_warm"] = wall / warm
+    result["speedup_warm_cpu"] = cpu / warm_cpu
+    result["speedup_quick"] = wall / quick
+    result["speedup_quick_cpu"] = cpu / quick_cpu
     return result
 
 
@@ -573,18 +586,26 @@ def print_tables(results: dict) -> None:
         print("|---|---:|---:|")
         print(f"| littlevision doctor, cold embedding cache | {s['cold_s']:.1f} | "
               f"{s['cold_cpu_s']:.1f} |")
-        print(f"| littlevision doctor, warm | {s['warm_s']:.1f} | {s['warm_cpu_s']:.1f} |")
+        print(f"| littlevision doctor, warm (embeddings cached) | {s['warm_s']:.1f} | "
+              f"{s['warm_cpu_s']:.1f} |")
+        print(f"| littlevision doctor --quick (no model), cold | {s['quick_s']:.1f} | "
+              f"{s['quick_cpu_s']:.1f} |")
         cv = s["cleanvision"]
         if isinstance(cv, dict):
             print(f"| cleanvision {cv['n_images']} images | {cv['wall_s']:.1f} | "
                   f"{cv['cpu_s']:.1f} |")
-            print(f"\nspeed-up (cold, wall): {s['speedup_cold']:.1f}x; backbone ONNX export "
-                  f"(once per install, not included): {s['backbone_export_s']:.1f} s\n")
-            print("| cleanvision issue | its images | doctor check | doctor files |")
-            print("|---|---:|---|---:|")
+            print(f"\ncleanvision time / doctor time (wall, CPU): cold {s['speedup_cold']:.2f}x, "
+                  f"{s['speedup_cold_cpu']:.2f}x; warm {s['speedup_warm']:.2f}x, "
+                  f"{s['speedup_warm_cpu']:.2f}x; --quick {s['speedup_quick']:.2f}x, "
+                  f"{s['speedup_quick_cpu']:.2f}x. Backbone ONNX export (once per install, not "
+                  f"included): {s['backbone_export_s']:.1f} s; 1-minute load average before the "
+                  f"cold run {s['load_before_cold']:.1f}, before cleanvision "
+                  f"{cv['load_before']:.1f}\n")
+            print("| cleanvision issue | its images | doctor check | doctor files | --quick files |")
+            print("|---|---:|---|---:|---:|")
             for c in s["comparison"]:
                 print(f"| {c['cleanvision']} | {c['cleanvision_images']} | {c['doctor_check']} | "
-                      f"{c['doctor_files']} |")
+                      f"{c['doctor_files']} | {c['quick_files']} |")
             print(f"\nfound only by the doctor: {', '.join(s['only_doctor'])}")
         else:
             print(f"\ncleanvision: {cv}")

@@ -13,9 +13,9 @@ class DoctorConfig:
     """Thresholds and resources for :func:`~littlevision.doctor.examine`.
 
     Attributes:
-        embeddings: Compute image embeddings. ``False`` makes a quick, model-free pass:
-            duplicates and leaks then rest on the perceptual hash alone, and the label and
-            outlier checks find nothing.
+        embeddings: Compute image embeddings. ``False`` makes a quick, model-free pass
+            (``doctor --quick``): duplicates and leaks then rest on the perceptual hash alone,
+            and the checks that cannot work without a model (labels, outliers) are not run.
         backbone: Backbone whose embeddings drive near duplicates, outliers and label checks
             (the one training uses, so its embedding cache is shared).
         scan_size: Side of the small square every image is decoded to, once, for all pixel

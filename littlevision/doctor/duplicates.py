@@ -80,7 +80,7 @@ def exact_duplicates(ctx: Context) -> list[Finding]:
 @register_check("near_duplicates", severity="warning", title="Near duplicates",
                 advice="Check these look-alikes: resized or re-encoded copies count twice in "
                        "training and inflate validation scores.",
-                needs=("embeddings",))
+                needs=("similarity",))
 def near_duplicates(ctx: Context) -> list[Finding]:
     """Resized, re-encoded, slightly cropped or brightened copies (not byte-identical)."""
     spec = get_check("near_duplicates")
@@ -107,7 +107,7 @@ def near_duplicates(ctx: Context) -> list[Finding]:
                 title="The same image in training and validation",
                 advice="Remove the validation copies: a model is scored on images it trained on, "
                        "so validation accuracy is too optimistic.",
-                needs=("embeddings",))
+                needs=("similarity",))
 def leakage(ctx: Context) -> list[Finding]:
     """Groups of the same picture (exact or near) with members in both train and validation."""
     if not ctx.has_subsets:
@@ -135,7 +135,7 @@ def leakage(ctx: Context) -> list[Finding]:
                 title="The same image under two classes",
                 advice="Decide which class is right and keep one copy there: contradictory "
                        "labels teach the model nothing.",
-                needs=("embeddings",))
+                needs=("similarity",))
 def conflicting_labels(ctx: Context) -> list[Finding]:
     """Groups of the same picture whose copies carry different labels.
 

@@ -80,6 +80,8 @@ def examine(
     started = time.perf_counter()
     config = config or DoctorConfig()
     names = select_checks(checks, skip)  # a typo fails before any work
+    if not config.embeddings:  # a model-free pass: what cannot work without embeddings is off
+        names = [n for n in names if not get_check(n).needs & {"embeddings", "labels"}]
     if isinstance(data, str | os.PathLike):
         from littlevision.data.source import open_dataset
 
@@ -99,7 +101,7 @@ def examine(
 
     ctx = Context(dataset=dataset, root=data_root, config=config, records=records,
                   reporter=reporter)
-    if config.embeddings and needs & {"embeddings", "labels"}:
+    if config.embeddings and needs & {"embeddings", "similarity", "labels"}:
         t = time.perf_counter()
         ctx.features, ctx.feature_rows = _embed(records, config, embedder, reporter)
         timings["embed"] = time.perf_counter() - t

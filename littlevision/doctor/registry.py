@@ -22,8 +22,10 @@ if TYPE_CHECKING:
 FIX_LEVELS: tuple[str, ...] = ("errors", "all")
 """``--fix`` quarantines the files of checks whose ``fix`` is ``"errors"``; ``--fix all`` both."""
 
-NEEDS: frozenset[str] = frozenset({"embeddings", "labels"})
-"""Costly inputs a check may ask for: image embeddings, out-of-fold label probabilities."""
+NEEDS: frozenset[str] = frozenset({"embeddings", "similarity", "labels"})
+"""Costly inputs a check may ask for: ``embeddings`` (it cannot work without them),
+``similarity`` (it uses embeddings when there are, the perceptual hash alone otherwise),
+``labels`` (out-of-fold label probabilities, themselves made from embeddings)."""
 
 # The modules that register the built-in checks, one per family, in report order.
 BUILTIN_FAMILIES: tuple[str, ...] = ("files", "duplicates", "labels", "outliers", "quality",

@@ -99,6 +99,13 @@ def test_fix_all_also_quarantines_warnings_of_fix_level_all(pets, make):
     assert "--fix all" in result.output and not (pets / "cats" / "empty.jpg").exists()
 
 
+def test_quick_runs_without_a_model(pets):
+    result = _run("doctor", pets, "--quick", "-q", "--json", "-")
+    assert result.exit_code == 0, result.output
+    checks = json.loads(result.stdout)["summary"]["checks_run"]
+    assert "label_issues" not in checks and "exact_duplicates" in checks
+
+
 def test_json_to_stdout(pets):
     result = _run("doctor", pets, *QUICK, "--json", "-")
     assert result.exit_code == 0

@@ -61,18 +61,25 @@ def test_every_registered_check_is_documented(name):
 
 
 @pytest.fixture(scope="module")
-def clean_report(cats_dogs_dir, tmp_path_factory):
+def clean_report(cats_dogs_dir, tmp_path_factory, embedder):
     import shutil
 
     root = tmp_path_factory.mktemp("clean") / "pets"
     for cls in ("cats", "dogs"):
         (root / cls).mkdir(parents=True)
-        for f in sorted((cats_dogs_dir / "train" / cls).glob("*.jpg"))[:6]:
+        for f in sorted((cats_dogs_dir / "train" / cls).glob("*.jpg"))[:8]:
             shutil.copy(f, root / cls / f.name)
-    return examine(root, config=DoctorConfig(embeddings=False, min_per_class=5))
+    return examine(root, config=DoctorConfig(min_per_class=5), embedder=embedder)
 
 
 @pytest.mark.parametrize("name", list_checks())
 def test_every_registered_check_runs_and_finds_nothing_on_clean_photos(clean_report, name):
     assert name in clean_report.checks
     assert not clean_report.by_check(name)
+
+
+def test_a_model_free_pass_leaves_out_what_needs_a_model(pets):
+    report = examine(pets, config=DoctorConfig(embeddings=False))
+    assert "embed" not in report.timings
+    assert "label_issues" not in report.checks and "outliers" not in report.checks
+    assert "near_duplicates" in report.checks  # by perceptual hash
