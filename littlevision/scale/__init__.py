@@ -18,6 +18,7 @@ _EXPORTS = {
     "ServeBatcher": "littlevision.scale.ray_serve",
     "build_application": "littlevision.scale.ray_serve",
     "app_builder": "littlevision.scale.ray_serve",
+    "autoscaling_config": "littlevision.scale.ray_serve",
     "require_ray": "littlevision.scale.cluster",
     "ray_session": "littlevision.scale.cluster",
     "INSTALL_HINT": "littlevision.scale.cluster",

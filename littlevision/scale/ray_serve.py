@@ -6,10 +6,10 @@ threads and locks, so it is made where it runs rather than pickled from here. Th
 the batcher: the app's own micro-batcher is swapped for :class:`ServeBatcher`, which batches
 with ``@serve.batch``, so Serve's batching settings (and its batch metrics) apply.
 
-Autoscaling (pass ``autoscaling=`` to :func:`serve_ray`, see docs/scaling.md)::
+Autoscaling (``serve_ray(..., autoscaling=autoscaling_config(8))``, see docs/scaling.md)::
 
-    {"min_replicas": 1, "initial_replicas": 2, "max_replicas": 8,
-     "target_ongoing_requests": 32, "upscale_delay_s": 10, "downscale_delay_s": 120}
+    {"min_replicas": 1, "max_replicas": 8, "target_ongoing_requests": 32,
+     "upscale_delay_s": 10, "downscale_delay_s": 120}
 
 ``target_ongoing_requests`` is set to the batch size: a replica with a full batch queued is
 busy, more than that waiting means another replica would answer sooner.
@@ -338,6 +338,18 @@ def serve_ray(
     return 0
 
 
+def autoscaling_config(max_replicas: int = 8, *, min_replicas: int = 1,
+                       target_ongoing_requests: int = 32) -> dict:
+    """Serve's ``autoscaling_config`` for this service, as documented in docs/scaling.md.
+
+    ``target_ongoing_requests`` defaults to the batch size: one full batch in flight per
+    replica. Scale-up reacts in 10 s, scale-down waits 2 min so a burst does not flap replicas.
+    """
+    return {"min_replicas": int(min_replicas), "max_replicas": int(max_replicas),
+            "target_ongoing_requests": int(target_ongoing_requests),
+            "upscale_delay_s": 10, "downscale_delay_s": 120}
+
+
 def build_application(
     run_dir: str | os.PathLike,
     replicas: int = 1,
@@ -391,10 +403,10 @@ def app_builder(args: dict[str, str]):
 
     ``serve run littlevision.scale.ray_serve:app_builder run_dir=/models/pets replicas=2``, or
     in a Serve config file ``import_path: littlevision.scale.ray_serve:app_builder`` with
-    ``args: {run_dir: /models/pets, replicas: 2}``. Keys: ``run_dir`` (required), ``replicas``,
+    ``args: {run_dir: /models/pets, replicas: 2}``. Keys: ``run_dir`` (required), ``replicas``
+    (a number, or ``auto`` for :func:`autoscaling_config` up to ``max_replicas``, default 8),
     ``cpus_per_replica``, ``max_batch``, ``batch_wait_ms``, ``max_queue``, ``api_key_env`` (the
-    name of an environment variable holding the key). Autoscaling, when wanted, goes in the
-    config file's ``deployments:`` section, which overrides the options set here.
+    name of an environment variable holding the key).
     """
     from littlevision.serving.settings import ServeSettings
 
@@ -408,9 +420,16 @@ def app_builder(args: dict[str, str]):
             raise UserError(f"Expected the API key in environment variable {args['api_key_env']}. "
                             "Received: it is unset or empty.")
         fields["api_key"] = key
-    return build_application(args["run_dir"], int(args.get("replicas", 1)),
-                             settings=ServeSettings(**fields),
-                             cpus_per_replica=float(args.get("cpus_per_replica", 1)))
+    settings = ServeSettings(**fields)
+    replicas = str(args.get("replicas", 1))
+    autoscaling = None
+    if replicas == "auto":
+        autoscaling = autoscaling_config(int(args.get("max_replicas", 8)),
+                                         target_ongoing_requests=settings.max_batch)
+        replicas = "1"
+    return build_application(args["run_dir"], int(replicas), settings=settings,
+                             cpus_per_replica=float(args.get("cpus_per_replica", 1)),
+                             autoscaling=autoscaling)
 
 
 def _wait_for_signal() -> None:
