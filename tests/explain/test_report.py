@@ -58,12 +58,15 @@ def test_report_without_the_images_says_so(explain_run, tmp_path, small_folder, 
     (run / "split.json").write_text(json.dumps(split))
     card = json.loads((run / "card.json").read_text())
     card["data"]["source"] = str(tmp_path / "gone")
+    card["data"]["skipped"] = [{"path": "cats/cat.999.jpg", "reason": "truncated",  # as train writes
+                                "message": "cats/cat.999.jpg: the file is cut short"}]
     (run / "card.json").write_text(json.dumps(card))
     html = write_report(run, config=fast_report).read_text(encoding="utf-8")
     assert (run / "report.html").is_file()
     check_self_contained(html)
     assert "The validation images are gone" in html and "--data FOLDER" in html
     assert 'class="example' not in html
+    assert "cats/cat.999.jpg" in html and "truncated" in html and "1 file(s) could not be read" in html
     # ... and finds them again when told where the data went
     html = write_report(run, config=fast_report, data_root=small_folder).read_text(encoding="utf-8")
     assert "are gone" not in html and 'class="example' in html
