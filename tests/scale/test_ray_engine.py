@@ -81,3 +81,18 @@ def test_embed_paths_ray_fills_the_embedders_cache(ray_local, cats_dogs_dir, tmp
         cached = Embedder("lite0").embed_paths(files, flip=flip)
         assert cached.n_cached == len(local.ok_indices)  # a local run now embeds nothing
         np.testing.assert_allclose(cached.features, local.features, atol=1e-5)
+
+
+def test_predict_files_reads_uris_with_pyarrow(ray_local, tiny_run, paths, tmp_path):
+    """``scheme://`` paths (s3://, gs://... here file://) are read on the workers by pyarrow."""
+    from littlevision.scale import predict_files
+
+    files = paths[:3] + [paths[13]]  # three photos and the broken file
+    uris = [p.resolve().as_uri() for p in files]
+    local = Predictor.from_bundle(tiny_run).predict_paths(files)
+    summary = predict_files(tiny_run, uris, tmp_path / "uris.csv", num_actors=1)
+    with open(summary.output, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["path"] for r in rows] == uris[:3]
+    assert [r["label"] for r in rows] == local.predicted
+    assert [e.reason for e in summary.failures] == ["not_image"]
