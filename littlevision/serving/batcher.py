@@ -130,11 +130,14 @@ class MicroBatcher:
     async def submit(self, model: BatchModel, images: np.ndarray) -> np.ndarray:
         """Queue one image [S, S, 3] or a stack [k, S, S, 3]; wait for its probabilities.
 
+        A stack larger than ``max_batch`` is queued in chunks, so no model call ever exceeds
+        ``max_batch`` images (a 32-image batch request must not undo a small ``max_batch``).
+
         Returns:
             float32 [C] for one image, [k, C] for a stack, in the model's label order.
 
         Raises:
-            QueueFullError: when the queue already holds ``max_queue`` images.
+            QueueFullError: when the queue cannot take all the images.
             BatcherClosedError: when the batcher is stopping or was never started.
         """
         if self._closing or not self.running:
@@ -144,11 +147,16 @@ class MicroBatcher:
         k = int(stack.shape[0])
         if self._depth + k > self.max_queue:
             raise QueueFullError(self._depth, self.retry_after_s())
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Item(model, stack, future, time.perf_counter()))
-        self._depth += k
+        loop = asyncio.get_running_loop()
+        futures = []
+        for start in range(0, k, self.max_batch):
+            chunk = stack[start : start + self.max_batch]
+            futures.append(loop.create_future())
+            self._pending.append(_Item(model, chunk, futures[-1], time.perf_counter()))
+            self._depth += len(chunk)
         self._arrived.set()
-        result = await future
+        parts = await asyncio.gather(*futures)
+        result = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return result[0] if single else result
 
     async def _loop(self) -> None:
@@ -172,7 +180,7 @@ class MicroBatcher:
             await self._run(self._take())
 
     def _take(self) -> list[_Item]:
-        """Items from the front, up to ``max_batch`` images (a larger stack goes alone)."""
+        """Items from the front, up to ``max_batch`` images."""
         taken: list[_Item] = []
         size = 0
         while self._pending:

@@ -34,7 +34,7 @@ def serve(
     run_dir: str | os.PathLike,
     host: str = "127.0.0.1",
     port: int = 8000,
-    max_batch: int = 32,
+    max_batch: int = 4,
     batch_wait_ms: float = 2.0,
     api_key_env: str | None = None,
     *,
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-batch", type=int, default=32)
+    p.add_argument("--max-batch", type=int, default=4)
     p.add_argument("--batch-wait-ms", type=float, default=2.0)
     p.add_argument("--api-key-env", default=None)
     p.add_argument("--max-queue", type=int, default=64)

@@ -72,6 +72,21 @@ def test_batches_never_exceed_max_batch():
     assert [int(r[0]) for r in results] == list(range(30))
 
 
+def test_a_stack_larger_than_max_batch_is_split_and_put_back_together():
+    model = EchoModel()
+
+    async def main():
+        b = MicroBatcher(max_batch=4, max_wait_ms=0, max_queue=100)
+        await b.start()
+        result = await b.submit(model, np.stack([image(v) for v in range(10)]))
+        await b.stop()
+        return result
+
+    result = run(main())
+    assert max(model.calls) <= 4 and sum(model.calls) == 10
+    assert result.shape == (10, 2) and result[:, 0].tolist() == list(range(10))
+
+
 def test_alone_an_image_waits_at_most_max_wait():
     model = EchoModel()
 
@@ -214,7 +229,7 @@ def test_stop_answers_what_was_queued_then_refuses():
         await b.stop()
         with pytest.raises(BatcherClosedError):
             await b.submit(model, image(9))
-        return [t.result() for t in tasks]
+        return await asyncio.gather(*tasks)
 
     results = run(main())
     assert [int(r[0]) for r in results] == list(range(5))
