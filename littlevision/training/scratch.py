@@ -278,9 +278,11 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
             super().__init__()
             self.stage = stage
             self.t0 = time.perf_counter()
+            self.cpu0 = time.process_time()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.t0 = time.perf_counter()
+            self.cpu0 = time.process_time()
             _reseed(self.model, epoch)
 
         def on_epoch_end(self, epoch, logs=None):
@@ -290,6 +292,9 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
             for k, v in logs.items():
                 log.history.setdefault(k, []).append(float(v))
             log.history.setdefault("seconds", []).append(round(dt, 3))
+            # CPU time of all threads: on a shared machine, wall time alone says little
+            log.history.setdefault("cpu_seconds", []).append(
+                round(time.process_time() - self.cpu0, 3))
             val_loss = float(logs.get("val_loss", math.nan))
             improved = math.isfinite(val_loss) and val_loss < best["loss"]
             if improved:
