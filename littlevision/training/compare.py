@@ -1,0 +1,254 @@
+"""``compare``: the tutorial's table on the user's own data.
+
+Each recipe is trained on the SAME split (same data, same seed) into its own run folder, then
+measured the same way: validation accuracy and log-loss, training time, inference speed with
+ONNX Runtime (the way ``predict`` and ``serve`` run it, decoding excluded) and model size. For
+cats vs dogs the tutorial's published figures are shown beside ours.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from littlevision.bundle import Bundle, write_json
+from littlevision.errors import UserError
+from littlevision.progress import NULL, Reporter
+
+__all__ = ["TUTORIAL_FIGURES", "CompareRow", "Comparison", "compare", "inference_speed"]
+
+#: Validation accuracy reported by the Keras blog tutorial (2016) on 1000 + 1000 training and
+#: 400 + 400 validation images of cats and dogs: small convnet from scratch, VGG16 bottleneck
+#: features + small classifier, fine-tuning VGG16's last conv block.
+TUTORIAL_FIGURES = {"scratch": 0.80, "bottleneck": 0.90, "finetune": 0.94}
+TUTORIAL_MODELS = {"scratch": "small convnet, 50 epochs", "bottleneck": "VGG16 features",
+                   "finetune": "VGG16 block 5 fine-tuned"}
+
+
+@dataclass
+class CompareRow:
+    """One recipe's measurements."""
+
+    recipe: str
+    accuracy: float
+    log_loss: float
+    train_s: float
+    images_per_s: float
+    model_mb: float
+    run: str
+    image_size: int
+    backbone: str | None = None
+    tutorial_accuracy: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Comparison:
+    """All rows, plus what they were measured on."""
+
+    rows: list[CompareRow]
+    classes: list[str]
+    n_train: int
+    n_val: int
+    seed: int
+    machine: str
+    is_cats_vs_dogs: bool = False
+
+    def markdown(self) -> str:
+        """The table as GitHub Markdown."""
+        tutorial = self.is_cats_vs_dogs
+        head = ["recipe", "validation accuracy", "log-loss", "training time", "inference img/s",
+                "model size"]
+        if tutorial:
+            head.append("tutorial (2016)")
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.rows:
+            cells = [f"{r.recipe}" + (f" ({r.backbone}, {r.image_size} px)" if r.backbone
+                                      else f" ({r.image_size} px)"),
+                     f"{100 * r.accuracy:.1f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
+                     f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"]
+            if tutorial:
+                t = r.tutorial_accuracy
+                cells.append(f"~{100 * t:.0f}% ({TUTORIAL_MODELS[r.recipe]})" if t else "-")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(f"{self.n_train} training and {self.n_val} validation images, classes "
+                     f"{', '.join(self.classes)}; seed {self.seed}; same split for every recipe; "
+                     f"{self.machine}. Inference: ONNX Runtime, batches of 32, decoding excluded.")
+        return "\n".join(lines) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
+
+
+def _machine() -> str:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cores} CPU cores ({platform.machine()}), {platform.system()}"
+
+
+def inference_speed(bundle: Bundle, images: np.ndarray, batch_size: int = 32,
+                    min_seconds: float = 2.0) -> float:
+    """Images per second through the bundle's ONNX model (decoded images, warm session)."""
+    predictor = bundle.predictor()
+    batch = images[:batch_size]
+    if len(batch) < batch_size:  # too few validation images: repeat them to a full batch
+        batch = np.resize(batch, (batch_size, *batch.shape[1:]))
+    predictor.predict_array(batch)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min_seconds or n < 2 * batch_size:
+        predictor.predict_array(batch)
+        n += len(batch)
+    return n / (time.perf_counter() - t0)
+
+
+def _is_cats_vs_dogs(classes: list[str]) -> bool:
+    names = sorted(c.lower().rstrip("s") for c in classes)
+    return names == ["cat", "dog"]
+
+
+def _takes(recipe: str, param: str) -> bool:
+    from littlevision.training.registry import create_recipe
+
+    return param in inspect.signature(type(create_recipe(recipe)).__init__).parameters
+
+
+def compare(data, output: str | os.PathLike, recipes: list[str] | tuple[str, ...] = (
+            "scratch", "bottleneck", "finetune"), config=None, epochs: int | None = None,
+            reporter: Reporter = NULL) -> Comparison:
+    """Train every recipe on the same split and measure each the same way.
+
+    Args:
+        data: A Dataset, or a folder / CSV path.
+        output: Folder for one run folder per recipe and ``compare.md``, ``compare.png``,
+            ``compare.json``.
+        recipes: Registered recipe names.
+        config: A :class:`~littlevision.training.run.TrainConfig` for split, seed, backbone and
+            image size (its ``recipe`` is ignored).
+        epochs: Epochs for the recipes that train by epochs (their default when None).
+        reporter: Receives progress.
+
+    Returns:
+        The :class:`Comparison` (also written to ``output``).
+    """
+    from dataclasses import replace
+
+    from littlevision.training.registry import list_recipes
+    from littlevision.training.run import TrainConfig, train
+
+    recipes = [r.strip() for r in recipes if r.strip()]
+    known = list_recipes()
+    unknown = [r for r in recipes if r not in known]
+    if unknown or not recipes:
+        raise UserError(f"Unknown recipe '{unknown[0] if unknown else ''}'. "
+                        f"Known recipes: {', '.join(known)}.")
+    if len(set(recipes)) != len(recipes):
+        raise UserError(f"A recipe is named twice in --recipes: {','.join(recipes)}.")
+    if isinstance(data, (str, os.PathLike)):
+        from littlevision.data.source import open_dataset
+
+        data = open_dataset(data)
+    config = config or TrainConfig()
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    _, val = data.split(val_fraction=config.val_split, seed=config.seed)
+    rows: list[CompareRow] = []
+    probe_images = None
+    for name in recipes:
+        reporter.log(f"compare: training {name}")
+        params = {"epochs": epochs} if epochs and _takes(name, "epochs") else {}
+        t0 = time.perf_counter()
+        bundle = train(data, output / name, replace(config, recipe=name), reporter=reporter,
+                       **params)
+        elapsed = time.perf_counter() - t0
+        card = bundle.card
+        if probe_images is None or probe_images.shape[1] != bundle.image_size:
+            probe_images = _probe_images(val, bundle.image_size)
+        with reporter.stage(f"inference speed {name}"):
+            speed = inference_speed(bundle, probe_images)
+        tutorial = TUTORIAL_FIGURES.get(name) if _is_cats_vs_dogs(bundle.labels) else None
+        rows.append(CompareRow(
+            recipe=name, accuracy=float(bundle.metrics["accuracy"]),
+            log_loss=float(bundle.metrics["log_loss"]),
+            train_s=float(card.get("timings", {}).get("total_s", elapsed)),
+            images_per_s=float(speed), model_mb=bundle.onnx_path.stat().st_size / 1e6,
+            run=str(bundle.path), image_size=bundle.image_size, backbone=card.get("backbone"),
+            tutorial_accuracy=tutorial,
+            info={k: v for k, v in card.get("recipe_info", {}).items()
+                  if k in ("chosen", "epochs_run", "best_epoch", "seconds_per_epoch", "auto")}))
+        reporter.log(f"compare: {name}: accuracy {100 * rows[-1].accuracy:.1f}%, "
+                     f"{_duration(rows[-1].train_s)}")
+    first = Bundle.load(rows[0].run).card["data"]
+    result = Comparison(rows=rows, classes=list(first["classes"]), n_train=int(first["n_train"]),
+                        n_val=int(first["n_val"]), seed=config.seed, machine=_machine(),
+                        is_cats_vs_dogs=_is_cats_vs_dogs(first["classes"]))
+    (output / "compare.md").write_text(result.markdown(), encoding="utf-8")
+    write_json(output / "compare.json", result.to_dict())
+    plot_comparison(result, output / "compare.png")
+    return result
+
+
+def _probe_images(val, size: int, n: int = 32) -> np.ndarray:
+    """Real validation images decoded at ``size``, for the speed measurement."""
+    from littlevision.data.decode import decode_many
+
+    images = decode_many(val.paths[:n], size).images
+    if len(images) == 0:
+        rng = np.random.default_rng(0)  # none readable: the speed does not depend on the pixels
+        images = rng.integers(0, 256, (n, size, size, 3), np.uint8)
+    return images
+
+
+def plot_comparison(result: Comparison, path: Path) -> Path:
+    """Accuracy bars (ours vs the tutorial's when known) above the table, as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = result.rows
+    fig = Figure(figsize=(9, 3.2 + 0.35 * len(rows)), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.08, 0.45, 0.88, 0.47])
+    x = np.arange(len(rows))
+    width = 0.38 if result.is_cats_vs_dogs else 0.6
+    ours = [100 * r.accuracy for r in rows]
+    bars = ax.bar(x - (width / 2 if result.is_cats_vs_dogs else 0), ours, width,
+                  label="littlevision (this data)", color="#2b6cb0")
+    ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
+    if result.is_cats_vs_dogs:
+        theirs = [100 * (r.tutorial_accuracy or 0) for r in rows]
+        bars = ax.bar(x + width / 2, theirs, width, label="Keras tutorial (2016)", color="#a0aec0")
+        ax.bar_label(bars, fmt="~%.0f%%", fontsize=8)
+    ax.set_xticks(x, [r.recipe for r in rows])
+    low = min(ours + ([100 * (r.tutorial_accuracy or 100) for r in rows]
+                      if result.is_cats_vs_dogs else []))
+    ax.set_ylim(max(0, low - 10), 101)
+    ax.set_ylabel("validation accuracy (%)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    table = fig.add_axes([0.02, 0.02, 0.96, 0.3])
+    table.axis("off")
+    cells = [[r.recipe, f"{100 * r.accuracy:.1f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
+              f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"] for r in rows]
+    t = table.table(cellText=cells, colLabels=["recipe", "accuracy", "log-loss", "training",
+                                               "img/s (ONNX)", "size"], loc="center")
+    t.auto_set_font_size(False)
+    t.set_fontsize(8)
+    fig.suptitle(f"{', '.join(result.classes)}: {result.n_train} train / {result.n_val} "
+                 "validation images", fontsize=10)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp)
+    tmp.replace(path)
+    return path

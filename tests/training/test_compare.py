@@ -1,0 +1,40 @@
+"""``compare``: every recipe on the same split, one table in Markdown, PNG and JSON."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from littlevision.cli import app
+
+
+def test_compare_trains_each_recipe_on_the_same_split_and_writes_the_table(small_folder, tmp_path):
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(app, ["compare", str(small_folder), "--recipes", "bottleneck,scratch",
+                                      "--epochs", "1", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "bottleneck" in result.output and "scratch" in result.output
+    for name in ("compare.md", "compare.png", "compare.json"):
+        assert (out / name).is_file(), name
+    table = json.loads((out / "compare.json").read_text())
+    rows = {r["recipe"]: r for r in table["rows"]}
+    assert set(rows) == {"bottleneck", "scratch"}
+    for r in rows.values():
+        assert 0 <= r["accuracy"] <= 1 and r["log_loss"] >= 0 and r["train_s"] > 0
+        assert r["images_per_s"] > 0 and r["model_mb"] > 0
+    assert rows["scratch"]["tutorial_accuracy"] == 0.80
+    assert rows["scratch"]["info"]["epochs_run"] == 1
+    splits = [json.loads((out / r / "split.json").read_text()) for r in ("bottleneck", "scratch")]
+    assert splits[0] == splits[1]
+    md = (out / "compare.md").read_text()
+    assert md.startswith("| recipe | validation accuracy | log-loss |")
+    assert "tutorial (2016)" in md and "~80%" in md  # cats vs dogs: the published figures
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unknown_recipe_is_one_sentence_and_exit_2(small_folder, tmp_path):
+    result = CliRunner().invoke(app, ["compare", str(small_folder), "--recipes", "bottleneck,magic",
+                                      "-o", str(tmp_path / "c"), "-q"])
+    assert result.exit_code == 2
+    assert "Unknown recipe 'magic'" in result.output
