@@ -172,6 +172,21 @@ def _ascend(keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[i
     The target is channel ``targets[i]`` of layer ``tap`` (its mean activation) or, when
     ``tap`` is None, class ``targets[i]`` (its centred logit: evidence against the others).
     """
+    import logging
+
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    # Each octave traces its own step function on purpose (new size, new model); TensorFlow
+    # would warn about "excessive retracing" on the shared code object.
+    tf_logger.setLevel(logging.ERROR)
+    try:
+        return _ascend_quietly(keras_model, tap, targets, sizes, config)
+    finally:
+        tf_logger.setLevel(level)
+
+
+def _ascend_quietly(keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[int],
+                    config: AscentConfig) -> np.ndarray:
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
