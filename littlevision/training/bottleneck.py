@@ -115,14 +115,18 @@ class Bottleneck(Recipe):
             lifts validation accuracy from 98.50% to 98.88% and lowers log-loss (0.047 to 0.045)
             for one extra embedding pass over the training set (docs/benchmarks.md).
         seed: Seed for the cross-validation folds.
+        resume: Accepted for ``train --resume``, which passes it to every recipe; there is
+            nothing to resume here: the embeddings are cached, so a re-run picks up where an
+            interrupted one stopped.
     """
 
     def __init__(self, backbone: str = "lite0", image_size: int | None = None,
-                 flip_augment: bool = True, seed: int = 0):
+                 flip_augment: bool = True, seed: int = 0, resume: bool = False):
         self.backbone = backbone
         self.image_size = image_size
         self.flip_augment = flip_augment
         self.seed = seed
+        self.resume = resume
 
     def _embed(self, embedder: Embedder, ds, what: str, reporter: Reporter, flip: bool = False):
         with reporter.stage(f"embed {what}" + (" (mirrored)" if flip else ""), total=len(ds)) as st:
