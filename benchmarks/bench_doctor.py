@@ -79,9 +79,11 @@ def run_timed(cmd: list[str], env: dict, ok_codes=(0,)) -> tuple[float, float, s
 
 
 def doctor_json(data: Path, env: dict, *extra: str) -> tuple[dict, float, float]:
-    out = Path(tempfile.mkdtemp(prefix="lv-doctor-json-")) / "report.json"
-    wall, cpu, _ = run_timed([*LV, "doctor", str(data), "-q", "--json", str(out), *extra], env)
-    return json.loads(out.read_text()), wall, cpu
+    with tempfile.TemporaryDirectory(prefix="lv-doctor-json-") as tmp:
+        out = Path(tmp) / "report.json"
+        wall, cpu, _ = run_timed([*LV, "doctor", str(data), "-q", "--json", str(out), *extra],
+                                 env)
+        return json.loads(out.read_text()), wall, cpu
 
 
 def warm_page_cache(folder: Path) -> None:
@@ -439,9 +441,10 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
         result["cleanvision"] = "not run: no cleanvision environment (see --cleanvision-python)"
         return result
     load_cv = os.getloadavg()[0]
-    code = Path(tempfile.mkdtemp(prefix="lv-cv-")) / "run_cleanvision.py"
-    code.write_text(_CLEANVISION_CODE)
-    wall, cpu, out = run_timed([str(cv_python), str(code), str(cvd)], dict(os.environ))
+    with tempfile.TemporaryDirectory(prefix="lv-cv-") as tmp:
+        code = Path(tmp) / "run_cleanvision.py"
+        code.write_text(_CLEANVISION_CODE)
+        wall, cpu, out = run_timed([str(cv_python), str(code), str(cvd)], dict(os.environ))
     line = next(x for x in out.splitlines() if x.startswith("CLEANVISION_JSON "))
     cv = json.loads(line.split(" ", 1)[1])
     cv_found = {k: v for k, v in cv["issues"].items() if v > 0}
