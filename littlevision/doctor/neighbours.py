@@ -2,8 +2,9 @@
 
 Two signals, because each misses what the other sees: the embedding cosine survives crops and
 colour shifts (a perceptual hash does not), the perceptual hash survives heavy downscaling of
-tiny images (an embedding of a 30-pixel thumbnail drifts). The pass runs over blocks of rows, so
-memory is ``block x N``, never ``N x N``.
+tiny images (an embedding of a 30-pixel thumbnail drifts). The pass runs over blocks of rows
+sized so a block holds about :data:`_BLOCK_CELLS` pairs: memory stays flat as N grows, never
+``N x N``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 from littlevision.doctor.context import Context
 from littlevision.doctor.phash import hamming
 
-_BLOCK = 512
+_BLOCK_CELLS = 4_000_000  # pairs compared at a time: ~32 MB per temporary, whatever N is
 
 
 @dataclass
@@ -69,8 +70,9 @@ def _compute(ctx: Context) -> Neighbours:
     knn = np.full(m, np.nan, dtype=np.float32) if feats is not None else None
     knn_rows = np.full((m, k), -1, dtype=np.int64) if feats is not None else None
     found_i, found_j, found_cos, found_ham = [], [], [], []
-    for start in range(0, m, _BLOCK):
-        stop = min(start + _BLOCK, m)
+    block = int(np.clip(_BLOCK_CELLS // max(m, 1), 16, 1024))
+    for start in range(0, m, block):
+        stop = min(start + block, m)
         ham = hamming(hashes[start:stop, None], hashes[None, :])
         same_file = hid[start:stop, None] == hid[None, :]
         if feats is not None:
