@@ -63,6 +63,9 @@ class MicroBatcher:
         max_queue: Most images waiting; :meth:`submit` raises :class:`QueueFullError` past it.
         on_batch: Called on the event loop after each model call with
             ``(batch_size, seconds)``, for metrics.
+        upcoming: Images admitted upstream that have not reached the batcher yet (still being
+            uploaded or decoded). When given, an idle model waits for company only while some
+            are on their way: a lone request is not taxed ``max_wait_ms`` for nothing.
 
     Items are grouped by model object, so an image decoded at the old size during a hot reload
     is still answered by the model it was prepared for.
@@ -74,6 +77,7 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         max_queue: int = 64,
         on_batch: Callable[[int, float], None] | None = None,
+        upcoming: Callable[[], int] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
@@ -83,6 +87,8 @@ class MicroBatcher:
         self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
         self.max_queue = int(max_queue)
         self.on_batch = on_batch
+        self.upcoming = upcoming
+        self._in_model = 0  # images in the model call running now
         self._pending: deque[_Item] = deque()
         self._depth = 0  # images (not items) in _pending
         self._arrived: asyncio.Event | None = None
@@ -95,6 +101,11 @@ class MicroBatcher:
     def depth(self) -> int:
         """Images waiting for the model now."""
         return self._depth
+
+    @property
+    def in_model(self) -> int:
+        """Images in the model call running now."""
+        return self._in_model
 
     @property
     def running(self) -> bool:
@@ -169,6 +180,8 @@ class MicroBatcher:
                 await self._arrived.wait()
             deadline = loop.time() + self.max_wait_s
             while self._depth < self.max_batch and not self._closing:
+                if self.upcoming is not None and self.upcoming() <= 0:
+                    break  # nobody else is on the way
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -205,6 +218,7 @@ class MicroBatcher:
                 np.concatenate([it.images for it in group]) if len(group) > 1 else group[0].images
             )
             start = time.perf_counter()
+            self._in_model = len(images)
             try:
                 probs = await loop.run_in_executor(self._executor, model.predict_array, images)
             except Exception as e:  # the model failed: every caller of this batch hears why
@@ -212,6 +226,8 @@ class MicroBatcher:
                     if not it.future.done():
                         it.future.set_exception(e)
                 continue
+            finally:
+                self._in_model = 0
             seconds = time.perf_counter() - start
             offset = 0
             for it in group:

@@ -40,7 +40,11 @@ class Runtime:
         self.run_dir = Path(run_dir)
         self.settings = settings
         self.batcher = MicroBatcher(
-            settings.max_batch, settings.batch_wait_ms, settings.max_queue, on_batch=self._on_batch
+            settings.max_batch,
+            settings.batch_wait_ms,
+            settings.max_queue,
+            on_batch=self._on_batch,
+            upcoming=self._upcoming,
         )
         self.metrics = ServingMetrics(queue_depth=lambda: self.batcher.depth)
         self.store = ModelStore(
@@ -213,6 +217,10 @@ class Runtime:
     async def run_in_explain_thread(self, fn: Callable, *args):
         """Run TensorFlow work on the one thread kept for it (TF graphs are not cheap to share)."""
         return await asyncio.get_running_loop().run_in_executor(self._explain_pool, fn, *args)
+
+    def _upcoming(self) -> int:
+        """Admitted images not yet queued nor in the model: uploads and decodes in progress."""
+        return self.pending - self.batcher.depth - self.batcher.in_model
 
     # -- metric hooks -------------------------------------------------------------------------
 

@@ -103,6 +103,22 @@ def test_alone_an_image_waits_at_most_max_wait():
     assert model.calls == [1]
 
 
+def test_an_idle_model_waits_only_while_more_images_are_on_the_way():
+    model = EchoModel()
+
+    async def main(upcoming):
+        b = MicroBatcher(max_batch=32, max_wait_ms=300, max_queue=10, upcoming=upcoming)
+        await b.start()
+        start = time.perf_counter()
+        await b.submit(model, image(1))
+        elapsed = time.perf_counter() - start
+        await b.stop()
+        return elapsed
+
+    assert run(main(lambda: 0)) < 0.15  # nobody coming: answered at once
+    assert run(main(lambda: 3)) >= 0.25  # others being decoded: it waits for them
+
+
 def test_arrivals_during_a_call_form_the_next_batch():
     model = EchoModel(delay_s=0.1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -139,9 +140,30 @@ def test_concurrent_requests_are_batched_together(make_client, run_dir, photos, 
 
 
 def test_a_request_that_waits_too_long_gets_503_with_retry_after(make_client, photo):
-    client = make_client(request_timeout_s=0.2, batch_wait_ms=2000)  # the batcher waits longer
+    import dataclasses
+
+    class SlowPredictor:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def predict_array(self, images):
+            time.sleep(1.0)
+            return self.inner.predict_array(images)
+
+    client = make_client(request_timeout_s=0.2)
+    store = client.app.state.runtime.store
+    store.set_current(
+        dataclasses.replace(store.current, predictor=SlowPredictor(store.current.predictor))
+    )
     r = client.post("/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"})
     assert (r.status_code, r.json()["error"]) == (503, "timeout")
     assert int(r.headers["retry-after"]) >= 1
     metrics = client.app.state.runtime.metrics
     assert metrics.rejected.value(reason="timeout") == 1
+
+
+def test_a_lone_request_does_not_wait_for_company(make_client, photo):
+    client = make_client(batch_wait_ms=3000)  # nobody else is on the way: no reason to wait
+    start = time.perf_counter()
+    r = client.post("/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200 and time.perf_counter() - start < 2.0

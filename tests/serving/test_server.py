@@ -42,25 +42,39 @@ def post_image(url: str, data: bytes, timeout: float = 30) -> httpx.Response:
     )
 
 
-def queue_depth(url: str) -> float:
+def in_flight(url: str) -> float:
     for line in httpx.get(url + "/metrics", timeout=5).text.splitlines():
-        if line.startswith("littlevision_queue_depth "):
-            return float(line.split()[1])
-    raise AssertionError("no queue depth in /metrics")
+        if line.startswith("littlevision_requests_in_flight "):
+            return float(line.split()[1]) - 1  # not counting this /metrics request
+    raise AssertionError("no requests_in_flight in /metrics")
+
+
+def slow_upload(url: str, data: bytes, pause_s: float) -> httpx.Response:
+    """A client that sends half its image, pauses, then the rest: accepted, not yet finished."""
+
+    def body():
+        yield data[: len(data) // 2]
+        time.sleep(pause_s)
+        yield data[len(data) // 2 :]
+
+    return httpx.post(
+        url + "/v1/predict", content=body(), headers={"Content-Type": "image/jpeg"}, timeout=30
+    )
 
 
 def test_start_ready_answer_and_drain_on_sigterm(server, photo):
-    s = server("--batch-wait-ms", "2000", "--max-batch", "64")
+    s = server()
     if Path("/proc/net/tcp").exists():
         assert listening_addresses(s.port) == {"127.0.0.1"}
     assert httpx.get(s.url + "/healthz").json() == {"status": "ok"}
-    # Six requests accepted and held in the batcher (it waits 2 s for company) at SIGTERM
+    assert post_image(s.url, photo).status_code == 200
+    # Six requests accepted and still uploading when SIGTERM arrives: all must be answered
     with ThreadPoolExecutor(6) as pool:
-        futures = [pool.submit(post_image, s.url, photo) for _ in range(6)]
-        deadline = time.monotonic() + 1.8
-        while queue_depth(s.url) < 6 and time.monotonic() < deadline:
+        futures = [pool.submit(slow_upload, s.url, photo, 1.5) for _ in range(6)]
+        deadline = time.monotonic() + 10
+        while in_flight(s.url) < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert queue_depth(s.url) == 6
+        assert in_flight(s.url) == 6
         s.proc.send_signal(signal.SIGTERM)
         answers = [f.result() for f in futures]
     assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
