@@ -115,3 +115,25 @@ def test_metric_primitives():
         r.register(Gauge("g", "again"))
     with pytest.raises(ValueError, match="Expected labels"):
         c.inc(other="x")
+
+
+def test_serving_predictions_never_import_tensorflow(run_dir, photo, tmp_path):
+    """TensorFlow is slow to import and big: only /v1/explain may load it, on first use."""
+    import subprocess
+    import sys
+
+    (tmp_path / "photo.jpg").write_bytes(photo)
+    code = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from littlevision.serving import ServeSettings, create_app\n"
+        f"app = create_app({str(run_dir)!r}, ServeSettings(watch_interval_s=0))\n"
+        "with TestClient(app) as c:\n"
+        f"    data = open({str(tmp_path / 'photo.jpg')!r}, 'rb').read()\n"
+        "    r = c.post('/v1/predict', content=data, headers={'Content-Type': 'image/jpeg'})\n"
+        "    assert r.status_code == 200, r.text\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-2:] == ["False", "False"]
