@@ -1,8 +1,9 @@
 """``littlevision serve RUN``: run the service under uvicorn until SIGTERM or Ctrl-C.
 
-The main CLI (``littlevision.cli``) parses its options and calls :func:`serve`. Running this
-module directly (``python -m littlevision.serving.cli RUN``) does the same without Typer; the
-tests and the benchmark use it to start a real server process.
+The main CLI (``littlevision.cli``) adds the ``serve`` verb through :func:`register`, which
+parses the options and calls :func:`serve`. Running this module directly
+(``python -m littlevision.serving.cli RUN``) does the same without Typer; the tests and the
+benchmark use it to start a real server process.
 """
 
 from __future__ import annotations
@@ -14,11 +15,21 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
 
 from littlevision.errors import UserError
 from littlevision.serving.settings import MB, ServeSettings
 
 log = logging.getLogger("littlevision.serving")
+
+
+def _configure_logging(level: str) -> None:
+    """Show the service's own messages (reloads, warnings) beside uvicorn's."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level.upper(), format="%(levelname)s:     %(message)s")
 
 
 def _is_loopback(host: str) -> bool:
@@ -167,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     p.add_argument("--no-access-log", dest="access_log", action="store_false")
     a = p.parse_args(argv)
-    logging.basicConfig(level=a.log_level.upper(), format="%(levelname)s: %(message)s")
+    _configure_logging(a.log_level)
     try:
         return serve(
             a.run_dir,
@@ -187,6 +198,63 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
+
+
+def register(app: typer.Typer, friendly) -> None:
+    """Add the ``serve`` verb to the main ``littlevision`` Typer app (its plug-in hook)."""
+
+    @app.command("serve")
+    @friendly
+    def serve_command(
+        run: Annotated[Path, typer.Argument(help="The run folder to serve.", show_default=False)],
+        host: Annotated[
+            str, typer.Option(help="Address to bind (loopback by default).")
+        ] = "127.0.0.1",
+        port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+        max_batch: Annotated[int, typer.Option(help="Most images per ONNX Runtime call.")] = 4,
+        batch_wait_ms: Annotated[
+            float,
+            typer.Option(help="Longest an image waits for a fuller batch while the model is idle."),
+        ] = 2.0,
+        api_key_env: Annotated[
+            str | None,
+            typer.Option(help="Environment variable holding the API key for reload and feedback."),
+        ] = None,
+        max_queue: Annotated[
+            int, typer.Option(help="Most images pending; past it requests get 429.")
+        ] = 64,
+        request_timeout_s: Annotated[
+            float, typer.Option(help="Longest a request may wait for its answer (then 503).")
+        ] = 30.0,
+        max_body_mb: Annotated[float, typer.Option(help="Largest request body (then 413).")] = 20.0,
+        threads: Annotated[
+            int | None, typer.Option(help="ONNX Runtime threads (default: all cores).")
+        ] = None,
+        watch_interval_s: Annotated[
+            float, typer.Option(help="Check the run folder for a new model this often (0: never).")
+        ] = 2.0,
+        log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+        access_log: Annotated[bool, typer.Option(help="One log line per request.")] = True,
+    ) -> None:
+        """Serve a run over HTTP: predict, explain, feedback, metrics, a web page."""
+        _configure_logging(log_level)
+        code = serve(
+            run,
+            host,
+            port,
+            max_batch,
+            batch_wait_ms,
+            api_key_env,
+            max_queue=max_queue,
+            request_timeout_s=request_timeout_s,
+            max_body_mb=max_body_mb,
+            threads=threads,
+            watch_interval_s=watch_interval_s,
+            log_level=log_level,
+            access_log=access_log,
+        )
+        if code:
+            raise typer.Exit(code)
 
 
 if __name__ == "__main__":

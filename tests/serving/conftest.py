@@ -241,8 +241,8 @@ def server(run_dir):
 
     started = []
 
-    def start(*args: str, env: dict | None = None, ready: bool = True) -> Server:
-        s = Server(run_dir, *args, env=env)
+    def start(*args: str, env: dict | None = None, ready: bool = True, entry=None) -> Server:
+        s = Server(run_dir, *args, env=env, **({"entry": entry} if entry else {}))
         started.append(s)
         if ready:
             s.wait_ready()

@@ -23,13 +23,19 @@ def free_port() -> int:
 class Server:
     """``python -m littlevision.serving.cli RUN`` in a subprocess, on 127.0.0.1 only."""
 
-    def __init__(self, run_dir: Path, *args: str, env: dict | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        *args: str,
+        env: dict | None = None,
+        entry: tuple[str, ...] = ("littlevision.serving.cli",),
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
             sys.executable,
             "-m",
-            "littlevision.serving.cli",
+            *entry,
             str(run_dir),
             "--port",
             str(self.port),

@@ -131,3 +131,17 @@ def test_start_up_failures_exit_with_a_clear_message(server, run_dir):
     broken = server(ready=False)
     assert broken.proc.wait(30) != 0
     assert "Could not load the ONNX model" in broken.output()
+
+
+def test_the_main_cli_serve_verb(server, photo, tmp_path):
+    """``littlevision serve RUN`` (the Typer verb registered by littlevision.serving.cli)."""
+    s = server("--max-batch", "8", entry=("littlevision.cli", "serve"))
+    assert post_image(s.url, photo).status_code == 200
+    s.proc.send_signal(signal.SIGTERM)
+    assert s.proc.wait(15) == 0
+    from typer.testing import CliRunner
+
+    from littlevision.cli import app
+
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "No such run folder" in result.output
