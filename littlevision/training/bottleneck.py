@@ -9,7 +9,6 @@ is saved and exported whole.
 from __future__ import annotations
 
 import time
-import warnings
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from littlevision.training.registry import register_recipe
 
 
 def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0,
-                    cs: int = 8, balanced: bool | None = None,
+                    cs: int = 9, balanced: bool | None = None,
                     groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fit a standardised logistic regression and fold it into Dense weights.
 
@@ -38,47 +37,41 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: i
         (kernel [D, C], bias [C], info) such that softmax(features @ kernel + bias) are the
         classifier's probabilities.
     """
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    from littlevision.training.linear import choose_c, fit_softmax
 
     present = np.unique(y)
     mu = features.mean(axis=0)
     sigma = features.std(axis=0) + 1e-6
-    z = (features - mu) / sigma
+    z = ((features - mu) / sigma).astype(np.float32)
+    local = np.searchsorted(present, y)  # classes renumbered over those present
     weights = class_weights(y, n_classes) if balanced is None else (
         class_weights(y, n_classes, threshold=1.0) if balanced else None)
-    cw = "balanced" if weights else None
+    sample_weight = None if not weights else np.array([weights[int(c)] for c in y], np.float32)
     images = slice(None) if groups is None else np.unique(groups, return_index=True)[1]
+    n_images = len(y[images])
     min_count = np.bincount(y[images])[present].min()
-    folds = int(min(5, min_count))
-    grid = np.logspace(-4, 1, cs)
-    if folds >= 2:
+    folds = int(min(5 if n_images <= 1000 else 3, min_count))
+    grid = np.logspace(-4, 0, cs)
+    if folds >= 2 and len(present) >= 2:
         if groups is None:
-            cv = StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y)
+            cv = StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, local)
         else:
-            cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(z, y, groups)
-        clf = LogisticRegressionCV(Cs=grid, cv=list(cv),
-                                   scoring="neg_log_loss", max_iter=3000, class_weight=cw,
-                                   n_jobs=None, random_state=seed)
-        with warnings.catch_warnings():  # scikit-learn's notices about its own future defaults
-            warnings.simplefilter("ignore", FutureWarning)
-            clf.fit(z, y)
-        chosen = float(np.atleast_1d(clf.C_)[0])
+            cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(z, local, groups)
+        chosen, _ = choose_c(z, local, len(present), list(cv), grid, sample_weight)
     else:  # too few images for cross-validation: a moderate default
-        chosen = 0.1
-        clf = LogisticRegression(C=chosen, max_iter=3000, class_weight=cw).fit(z, y)
-    coef = np.asarray(clf.coef_, np.float64)
-    intercept = np.asarray(clf.intercept_, np.float64)
-    if len(present) == 2 and coef.shape[0] == 1:  # sklearn's binary form: logit of class 1
-        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
-        intercept = np.array([0.0, intercept[0]])
+        chosen = 0.01
+    with threadpool_limits(1):
+        fit = fit_softmax(z, local, len(present), chosen, sample_weight, max_iter=1000)
     full_coef = np.zeros((n_classes, features.shape[1]))
     full_bias = np.full(n_classes, -30.0)
-    full_coef[present] = coef
-    full_bias[present] = intercept
+    full_coef[present] = fit.kernel.T
+    full_bias[present] = fit.bias
     kernel = (full_coef / sigma).T
     bias = full_bias - (mu / sigma) @ full_coef.T
-    info = {"C": chosen, "cv_folds": folds, "class_weight": cw}
+    info = {"C": chosen, "cv_folds": folds, "class_weight": "balanced" if weights else None}
     return kernel.astype(np.float32), bias.astype(np.float32), info
 
 
