@@ -131,6 +131,8 @@ def train(
     epochs: Annotated[int | None, typer.Option(help="Epochs, for recipes that train by epochs.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output.")] = False,
     report: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
+    engine: Annotated[str, typer.Option(help="local, or ray: embed the images on a Ray cluster first.")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (with --engine ray).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier and write its bundle (model, ONNX, labels, metrics, card)."""
@@ -149,7 +151,16 @@ def train(
         extra["epochs"] = epochs
     if resume:
         extra["resume"] = True
+    if engine not in ("local", "ray"):
+        raise UserError(f"Unknown engine '{engine}'. Use local or ray.")
     with _reporter(quiet) as rep:
+        if engine == "ray" and recipe in ("bottleneck", "auto"):
+            # Fill the embedding cache on the cluster; training then finds every vector cached.
+            from littlevision.scale import embed_paths_ray
+
+            for flip in (False, True):
+                embed_paths_ray({"backbone": backbone, "image_size": image_size}, dataset.paths,
+                                flip=flip, address=address, reporter=rep)
         bundle = train_fn(dataset, output, config, reporter=rep, **extra)
         if report:
             _write_report(bundle, rep)
@@ -241,6 +252,8 @@ def predict(
     paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path("predictions.csv"),
     batch_size: Annotated[int, typer.Option(help="Images per ONNX Runtime call.")] = 32,
+    engine: Annotated[str, typer.Option(help="local, or ray (pip install 'littlevision[ray]').")] = "local",
+    address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
@@ -249,6 +262,19 @@ def predict(
 
     bundle = Bundle.load(run)
     files = collect_images(paths)
+    if engine not in ("local", "ray"):
+        raise UserError(f"Unknown engine '{engine}'. Use local or ray.")
+    if engine == "ray":
+        from littlevision.scale import predict_files
+
+        with _reporter(quiet) as rep:
+            s = predict_files(bundle, files, output, address=address, batch_size=batch_size,
+                              reporter=rep)
+        out.print(f"predicted {s.n_predicted} image(s) on Ray in {s.seconds:.1f} s "
+                  f"({s.images_per_s:.0f} img/s) -> {output}", highlight=False)
+        for f in s.failures[:5]:
+            out.print(f"  skipped {f}", highlight=False)
+        return
     predictor = Predictor.from_bundle(bundle)
     import time
 
