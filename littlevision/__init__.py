@@ -6,7 +6,7 @@ loaded only by what needs it (training, explanations).
 
 from __future__ import annotations
 
-import importlib
+from littlevision._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -32,13 +32,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'littlevision' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -15,7 +15,7 @@ does not pay for numpy and Pillow.
 
 from __future__ import annotations
 
-import importlib
+from littlevision._lazy import lazy_exports
 
 _EXPORTS = {
     "SEVERITIES": "littlevision.doctor.report",
@@ -39,13 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'littlevision.doctor' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -7,7 +7,7 @@ one-sentence :class:`~littlevision.errors.UserError` when Ray is not installed.
 
 from __future__ import annotations
 
-import importlib
+from littlevision._lazy import lazy_exports
 
 _EXPORTS = {
     "predict_files": "littlevision.scale.ray_engine",
@@ -27,13 +27,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'littlevision.scale' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

@@ -6,7 +6,7 @@ is first used.
 
 from __future__ import annotations
 
-import importlib
+from littlevision._lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "littlevision.serving.app",
@@ -17,13 +17,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'littlevision.serving' has no attribute '{name}'")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
