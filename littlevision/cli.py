@@ -350,6 +350,19 @@ def demo(
     out.print(f"demo data: {folder} (1797 scanned handwritten digits from scikit-learn, 10 classes)",
               highlight=False)
     train(folder, output, quiet=quiet)
+    # Evaluate the saved bundle (ONNX Runtime) on the held-out files recorded in split.json.
+    import json as _json
+
+    from littlevision.bundle import Bundle
+    from littlevision.data.dataset import Dataset
+    from littlevision.training.run import evaluate as evaluate_fn
+
+    bundle = Bundle.load(output)
+    split = _json.loads((output / "split.json").read_text(encoding="utf-8"))
+    _, held_out = Dataset.from_split_record(split, folder).split()
+    metrics = evaluate_fn(bundle, held_out)
+    out.print(f"evaluate: the exported model on the {metrics['n']} held-out digits: "
+              f"accuracy {_pct(metrics['accuracy'])}")
     samples = sorted((folder / "3").iterdir())[:3] + sorted((folder / "8").iterdir())[:3]
     predict(output, samples, output=output / "demo-predictions.csv", quiet=True)
     with open(output / "demo-predictions.csv", encoding="utf-8") as f:
