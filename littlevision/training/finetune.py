@@ -5,7 +5,9 @@ head (the bottleneck recipe's cross-validated logistic regression, so the first 
 meaningful), unfreeze only the top blocks, keep every BatchNorm in inference mode (its
 statistics from ImageNet are better than any from a few hundred images), use a low learning
 rate with cosine decay, augment, and stop early on validation loss with the best weights kept.
-Training never returns a model worse on validation than the bottleneck head it started from.
+The bottleneck model it started from is kept when no epoch beats it on validation loss and
+accuracy both: a few mislabelled validation photos can make a better, more confident model's
+log-loss worse, so loss alone would throw good fine-tuning away.
 
 Why it fits in minutes on 2 cores: the frozen bottom of the network is the expensive part and
 its output does not depend on the trainable weights. So each training image is augmented into a
@@ -106,6 +108,15 @@ def _activations(session, images: np.ndarray, shape: tuple[int, ...], dtype, sta
     return out
 
 
+def _scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
+    """Validation accuracy and log-loss (None without validation images)."""
+    if len(y) == 0:
+        return {"accuracy": None, "log_loss": None}
+    p = np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0)
+    return {"accuracy": float((probs.argmax(axis=1) == y).mean()),
+            "log_loss": float(-np.log(p).mean())}
+
+
 @register_recipe("finetune")
 class Finetune(Recipe):
     """Bottleneck head first, then the backbone's top blocks fine-tuned with augmentation.
@@ -128,8 +139,8 @@ class Finetune(Recipe):
         resume: Continue from the checkpoint in the run folder (``train --resume``).
     """
 
-    def __init__(self, backbone: str = "lite0", image_size: int | None = None, epochs: int = 8,
-                 batch_size: int = 32, learning_rate: float = 1e-4, unfreeze: int = 5,
+    def __init__(self, backbone: str = "lite0", image_size: int | None = None, epochs: int = 6,
+                 batch_size: int = 32, learning_rate: float = 5e-5, unfreeze: int = 5,
                  views: int = 3, augment: str = "mild", dropout: float = 0.2, patience: int = 3,
                  seed: int = 0, resume: bool = False):
         self.backbone = backbone
@@ -241,9 +252,8 @@ class Finetune(Recipe):
             reporter.log("finetune: classes are imbalanced; weighting the loss by "
                          + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items()))
         val_data = aug.eval_dataset(val_acts, y_va, 64) if len(y_va) else None
-        baseline = None
-        if val_data is not None:
-            baseline = float(net.evaluate(val_data, verbose=0)[0])
+        start_weights = net.get_weights()
+        start = _scores(start_probs, y_va)
 
         def make_train(initial_epoch: int):
             return aug.training_dataset(acts, y_tr, batch_size=self.batch_size, seed=self.seed,
@@ -259,19 +269,27 @@ class Finetune(Recipe):
                          fingerprint=fingerprint,
                          output=Path(output) if output is not None else None, resume=self.resume,
                          reporter=reporter, patience=self.patience, restore_best=True,
-                         baseline=baseline)
+                         clear_when_done=True)  # its cosine schedule fixes the epochs
         t_train = time.perf_counter() - t1 - t_acts
         val_probs = (np.asarray(net.predict(aug.eval_dataset(val_acts), verbose=0), np.float32)
                      if len(y_va) else np.zeros((0, n_classes), np.float32))
+        tuned = _scores(val_probs, y_va)
+        # The bottleneck model is kept only when it is better on validation loss AND at least
+        # as accurate: a few mislabelled validation photos can make a better, more confident
+        # model's log-loss worse, so loss alone would throw good fine-tuning away.
+        kept_start = (start["log_loss"] is not None and start["log_loss"] < tuned["log_loss"]
+                      and start["accuracy"] >= tuned["accuracy"])
+        if kept_start:
+            net.set_weights(start_weights)
+            val_probs = start_probs.astype(np.float32)
+            reporter.log("finetune: no epoch beat the bottleneck head on validation (loss "
+                         f"{start['log_loss']:.4f}, accuracy {100 * start['accuracy']:.2f}%); "
+                         "keeping the bottleneck model")
         if output is not None:
             plot_learning_curves(log.history, Path(output) / CURVES_FILE,
                                  f"finetune: {self.backbone} blocks {first_block}+ ({size} px)")
         for layer in model.layers:
             layer.trainable = False  # the saved model is for inference
-        start_acc = float((start_probs.argmax(1) == y_va).mean()) if len(y_va) else None
-        if log.best_epoch == 0:
-            reporter.log("finetune: no epoch beat the bottleneck head on validation loss; "
-                         "keeping the bottleneck model")
         info = {
             **head_info, "unfrozen_from_block": first_block, "unfreeze": self.unfreeze,
             "views": views, "augment": self.augment, "augment_ranges": config.to_dict(),
@@ -279,7 +297,7 @@ class Finetune(Recipe):
             "epochs": self.epochs, "epochs_run": log.epochs_run, "best_epoch": log.best_epoch,
             "stopped_early": log.stopped_early, "resumed_from": log.resumed_from,
             "seconds_per_epoch": log.seconds_per_epoch, "class_weights": cw,
-            "bottleneck_start": {"accuracy": start_acc, "val_loss": baseline},
+            "bottleneck_start": start, "kept_bottleneck": kept_start,
             "feature_dim": dim, "activation_shape": list(shape),
             "learning_curves": CURVES_FILE if output is not None and log.history else None,
         }

@@ -206,7 +206,7 @@ def _reseed(model, epoch: int) -> None:
 def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, val_data, *,
                epochs: int, name: str, fingerprint: dict[str, Any], output: Path | None = None,
                resume: bool = False, reporter: Reporter = NULL, patience: int | None = None,
-               restore_best: bool = False, baseline: float | None = None) -> EpochLog:
+               restore_best: bool = False, clear_when_done: bool = False) -> EpochLog:
     """Train a compiled Keras model epoch by epoch, with a checkpoint after each.
 
     Args:
@@ -222,8 +222,8 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
         reporter: Receives a stage advanced once per epoch (with ETA) and a line per epoch.
         patience: Early stopping: stop after this many epochs without a lower validation loss.
         restore_best: End with the weights of the epoch of lowest validation loss.
-        baseline: The validation loss of the model as given ("epoch 0"): with ``restore_best``,
-            training that never beats it ends with the weights it started from.
+        clear_when_done: Delete the checkpoint once training ends normally (for recipes whose
+            runs cannot be extended, whose checkpoints would only weigh down the bundle).
 
     Returns:
         An :class:`EpochLog`.
@@ -238,9 +238,6 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
     ckpt = _Checkpoint(Path(output) / CHECKPOINT_DIR if output is not None else None)
     log = EpochLog()
     best: dict[str, Any] = {"loss": math.inf, "epoch": None, "wait": 0, "weights": None}
-    if baseline is not None and math.isfinite(baseline):
-        best.update(loss=float(baseline), epoch=0,
-                    weights=model.get_weights() if restore_best else None)
     initial_epoch = 0
     state = ckpt.load_state() if resume else None
     if resume and state is None:
@@ -255,8 +252,6 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
         if restore_best and state.get("best_weights"):
             model.load_weights(ckpt.folder / state["best_weights"])
             best["weights"] = model.get_weights()
-        elif not (restore_best and state.get("best_epoch") == 0):
-            best["weights"] = None  # epoch 0's weights are the ones just built
         model.load_weights(ckpt.folder / state["weights"])
         initial_epoch = log.resumed_from = log.epochs_run = int(state["epoch"])
         log.history = {k: list(v) for k, v in state.get("history", {}).items()}
@@ -345,6 +340,8 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
         log.seconds_per_epoch = float(np.mean(durations))
     if restore_best and best["weights"] is not None:
         model.set_weights(best["weights"])
+    if clear_when_done:
+        ckpt.clear()
     log.best_epoch = best["epoch"]
     return log
 
