@@ -134,6 +134,7 @@ def bench_compare(env: dict, results: dict, name: str, data: Path) -> None:
             "timings": card["timings"],
             "epochs_run": card["recipe_info"].get("epochs_run"),
             "best_epoch": card["recipe_info"].get("best_epoch"),
+            "n_cached": card["recipe_info"].get("n_cached"),  # bottleneck: embeddings reused
             "epoch_wall_s": history.get("seconds"), "epoch_cpu_s": history.get("cpu_seconds"),
             "val_accuracy_curve": history.get("val_accuracy"),
             "top_confusions": top_confusions(metrics, 5),
@@ -184,6 +185,8 @@ def report(results: dict) -> None:
                          f"wall, {_mean(row['epoch_cpu_s']):.1f} s/epoch CPU")
             if row.get("best_epoch") is not None:
                 extra += f", best epoch {row['best_epoch']}"
+            if row.get("n_cached"):
+                extra += f"; {row['n_cached']} embeddings were already cached"
             conf = ", ".join(f"{t} as {p} x{n}" for t, p, n in row["top_confusions"][:3])
             print(f"- {recipe}: {100 * row['accuracy']:.2f}%, log-loss {row['log_loss']:.3f}, "
                   f"{row['train_s']:.0f} s{extra}; top confusions: {conf or 'none'}")
