@@ -22,8 +22,8 @@ def quiet_keras():
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import tensorflow as tf
         import keras
+        import tensorflow as tf
 
         tf.constant(0)  # the first op loads the last native libraries (and their notices)
     finally:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 
 from littlevision.bundle import Bundle
 from littlevision.training.bottleneck import fit_linear_head, softmax
