@@ -10,8 +10,8 @@ split. Its result and the size of the data then decide:
 - pretrained features that barely beat chance, with many images per class: the images are
   unlike photos the backbone knows, and a small network trained from scratch can learn its own
   features (the tutorial's first model);
-- otherwise fine-tune, which starts from that same bottleneck head and keeps it when no epoch
-  beats it on validation loss, so it never ends worse on validation.
+- otherwise fine-tune, which starts from a bottleneck head (at its own input size) and keeps it
+  when no epoch beats it on validation loss and accuracy.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def choose_recipe(counts: dict[str, int], n_val: int, bottleneck_accuracy: float
                       "a network trained from scratch can learn features of its own")
     return Choice("finetune", f"the bottleneck model gets {pct} on {n_val} validation images and "
                   f"every class has >= {smallest} training images: fine-tuning the backbone's top "
-                  "blocks (starting from that model, keeping it if nothing beats it) can do better")
+                  "blocks (from a bottleneck head, kept if no epoch beats it) can do better")
 
 
 @register_recipe("auto")

@@ -47,7 +47,7 @@ def register(app: typer.Typer, friendly) -> None:
         if result.is_cats_vs_dogs:
             table.add_column("tutorial (2016)")
         for r in result.rows:
-            cells = [r.recipe, f"{100 * r.accuracy:.1f}%", f"{r.log_loss:.3f}",
+            cells = [r.recipe, f"{100 * r.accuracy:.2f}%", f"{r.log_loss:.3f}",
                      _duration(r.train_s), f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"]
             if result.is_cats_vs_dogs:
                 cells.append(f"~{100 * r.tutorial_accuracy:.0f}% ({TUTORIAL_MODELS[r.recipe]})"

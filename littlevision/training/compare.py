@@ -72,7 +72,7 @@ class Comparison:
         for r in self.rows:
             cells = [f"{r.recipe}" + (f" ({r.backbone}, {r.image_size} px)" if r.backbone
                                       else f" ({r.image_size} px)"),
-                     f"{100 * r.accuracy:.1f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
+                     f"{100 * r.accuracy:.2f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
                      f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"]
             if tutorial:
                 t = r.tutorial_accuracy
@@ -219,13 +219,13 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
     rows = result.rows
     fig = Figure(figsize=(9, 3.2 + 0.35 * len(rows)), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes([0.08, 0.45, 0.88, 0.47])
+    ax = fig.add_axes([0.08, 0.36, 0.88, 0.54])
     x = np.arange(len(rows))
     width = 0.38 if result.is_cats_vs_dogs else 0.6
     ours = [100 * r.accuracy for r in rows]
     bars = ax.bar(x - (width / 2 if result.is_cats_vs_dogs else 0), ours, width,
                   label="littlevision (this data)", color="#2b6cb0")
-    ax.bar_label(bars, fmt="%.1f%%", fontsize=8)
+    ax.bar_label(bars, fmt="%.2f%%", fontsize=8)
     if result.is_cats_vs_dogs:
         theirs = [100 * (r.tutorial_accuracy or 0) for r in rows]
         bars = ax.bar(x + width / 2, theirs, width, label="Keras tutorial (2016)", color="#a0aec0")
@@ -235,11 +235,11 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
                       if result.is_cats_vs_dogs else []))
     ax.set_ylim(max(0, low - 10), 101)
     ax.set_ylabel("validation accuracy (%)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
-    table = fig.add_axes([0.02, 0.02, 0.96, 0.3])
+    table = fig.add_axes([0.02, 0.02, 0.96, 0.22])
     table.axis("off")
-    cells = [[r.recipe, f"{100 * r.accuracy:.1f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
+    cells = [[r.recipe, f"{100 * r.accuracy:.2f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
               f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"] for r in rows]
     t = table.table(cellText=cells, colLabels=["recipe", "accuracy", "log-loss", "training",
                                                "img/s (ONNX)", "size"], loc="center")

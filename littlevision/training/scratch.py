@@ -336,6 +336,8 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
                     reporter.log(f"{name}: interrupted; epochs 1-{log.epochs_run} are saved in "
                                  f"{ckpt.folder}: run the same command with --resume to go on.")
                 raise
+            if log.epochs_run < epochs:  # stopped early: the bar ends full, the log says why
+                stage.advance(epochs - log.epochs_run)
     if durations:
         log.seconds_per_epoch = float(np.mean(durations))
     if restore_best and best["weights"] is not None:
