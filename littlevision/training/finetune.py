@@ -47,8 +47,9 @@ from littlevision.training.scratch import (
 
 __all__ = ["Finetune", "split_backbone"]
 
-#: Stored activations beyond this many bytes reduce the number of views (RAM on a small machine).
-MAX_ACTIVATION_BYTES = 3 * 1024**3
+#: Stored activations beyond this many bytes reduce the number of views (RAM on a small machine;
+#: TensorFlow's input pipeline holds a second copy). One view is always kept.
+MAX_ACTIVATION_BYTES = 1536 * 1024**2
 
 
 def split_backbone(base, unfreeze: int):
