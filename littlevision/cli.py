@@ -265,7 +265,7 @@ def predict(
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
     from littlevision.bundle import Bundle
-    from littlevision.inference import Predictor
+    from littlevision.inference import PredictionCsv, Predictor
 
     bundle = Bundle.load(run)
     files = collect_images(paths)
@@ -291,11 +291,8 @@ def predict(
     elapsed = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["path", "label", "score", *bundle.labels])
-        for path, label, row in zip(preds.paths, preds.predicted, preds.probabilities, strict=True):
-            w.writerow([str(path), label, f"{row.max():.6f}", *(f"{p:.6f}" for p in row)])
+    with PredictionCsv(tmp, bundle.labels) as rows:
+        rows.write(preds.paths, preds.probabilities)
     tmp.replace(output)
     rate = len(files) / elapsed if elapsed > 0 else float("inf")
     out.print(f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",

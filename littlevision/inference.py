@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -116,3 +117,30 @@ class Predictor:
                 progress(len(batch.ok_indices) + len(batch.failures))
         probabilities = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)
         return Predictions(paths=kept, probabilities=probabilities, labels=self.labels, failures=failures)
+
+
+class PredictionCsv:
+    """The ``littlevision predict`` CSV: ``path,label,score`` then one probability per class.
+
+    One writer for every engine (local and Ray), so their files are identical row for row.
+    """
+
+    def __init__(self, path: str | os.PathLike, labels: Sequence[str]) -> None:
+        self.labels = list(labels)
+        self.file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(["path", "label", "score", *self.labels])
+
+    def write(self, names: Sequence[str | os.PathLike], probs: np.ndarray) -> None:
+        for name, row in zip(names, probs, strict=True):
+            self.writer.writerow([str(name), self.labels[int(row.argmax())], f"{row.max():.6f}",
+                                  *(f"{p:.6f}" for p in row)])
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> PredictionCsv:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -12,7 +12,6 @@ run folder (the images themselves must be readable by every node: a shared files
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import os
 import tempfile
@@ -26,6 +25,7 @@ import numpy as np
 
 from littlevision.bundle import ONNX_INPUT, Bundle
 from littlevision.errors import UserError
+from littlevision.inference import PredictionCsv
 from littlevision.progress import NULL, Reporter
 
 #: Paths per Ray Data block: small enough to stream and balance, big enough to amortise the
@@ -221,24 +221,6 @@ def _failure(name: str, reason: str, words: str):
     return DecodeError(path, reason, words or "it could not be decoded")
 
 
-class _CsvRows:
-    """The local ``littlevision predict`` CSV, row for row (reproduced from littlevision/cli.py)."""
-
-    def __init__(self, path: Path, labels: list[str]) -> None:
-        self.file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
-        self.writer = csv.writer(self.file)
-        self.writer.writerow(["path", "label", "score", *labels])
-        self.labels = labels
-
-    def write(self, names: list[str], probs: np.ndarray) -> None:
-        for name, row in zip(names, probs, strict=True):
-            self.writer.writerow([name, self.labels[int(row.argmax())], f"{row.max():.6f}",
-                                  *(f"{p:.6f}" for p in row)])
-
-    def close(self) -> None:
-        self.file.close()
-
-
 class _ParquetRows:
     """Same columns as the CSV, full float32 precision, one row group per batch."""
 
@@ -323,7 +305,7 @@ def predict_files(
     with ray_session(address) as ray:
         plan = plan_actors(ray, num_actors, threads_per_actor)
         start = time.perf_counter()
-        rows = _CsvRows(tmp, labels) if suffix == ".csv" else _ParquetRows(tmp, labels)
+        rows = PredictionCsv(tmp, labels) if suffix == ".csv" else _ParquetRows(tmp, labels)
         try:
             with reporter.stage("predict (ray)", total=len(names)) as stage:
                 for batch in _run_actors(ray, names, model_bytes, bundle.image_size, plan=plan,
