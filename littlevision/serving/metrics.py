@@ -88,7 +88,7 @@ class Counter(_Metric):
         ]
 
 
-class Gauge(_Metric):
+class Gauge(Counter):
     """A number that goes up and down, or is read from ``source`` when scraped (queue depth)."""
 
     kind = "gauge"
@@ -101,18 +101,12 @@ class Gauge(_Metric):
         source: Callable[[], float] | None = None,
     ) -> None:
         super().__init__(name, help, labelnames)
-        self._values: dict[tuple[str, ...], float] = {}
         self._source = source
 
     def set(self, value: float, **labels: str) -> None:
         key = self._key(labels)
         with self._lock:
             self._values[key] = float(value)
-
-    def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = self._key(labels)
-        with self._lock:
-            self._values[key] = self._values.get(key, 0.0) + amount
 
     def dec(self, amount: float = 1.0, **labels: str) -> None:
         self.inc(-amount, **labels)
@@ -126,19 +120,12 @@ class Gauge(_Metric):
     def value(self, **labels: str) -> float:
         if self._source is not None:
             return float(self._source())
-        with self._lock:
-            return self._values.get(self._key(labels), 0.0)
+        return super().value(**labels)
 
     def render(self) -> list[str]:
         if self._source is not None:
             return self.header() + [f"{self.name} {_number(float(self._source()))}"]
-        with self._lock:
-            items = sorted(self._values.items())
-        if not self.labelnames and not items:
-            items = [((), 0.0)]
-        return self.header() + [
-            f"{self.name}{_labels(self.labelnames, k)} {_number(v)}" for k, v in items
-        ]
+        return super().render()
 
 
 class Histogram(_Metric):
