@@ -258,14 +258,15 @@ def predict(
     run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
     paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path("predictions.csv"),
-    batch_size: Annotated[int, typer.Option(help="Images per ONNX Runtime call.")] = 32,
+    batch_size: Annotated[int | None, typer.Option(
+        help="Images per ONNX Runtime call (default: 8 locally, 32 on Ray).", min=1)] = None,
     engine: Annotated[str, typer.Option(help="local, or ray (pip install 'littlevision[ray]').")] = "local",
     address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
     from littlevision.bundle import Bundle
-    from littlevision.inference import PredictionCsv, Predictor
+    from littlevision.inference import STREAM_BATCH, PredictionCsv, Predictor
 
     bundle = Bundle.load(run)
     files = collect_images(paths)
@@ -275,7 +276,7 @@ def predict(
         from littlevision.scale import predict_files
 
         with _reporter(quiet) as rep:
-            s = predict_files(bundle, files, output, address=address, batch_size=batch_size,
+            s = predict_files(bundle, files, output, address=address, batch_size=batch_size or 32,
                               reporter=rep)
         out.print(f"predicted {s.n_predicted} image(s) on Ray in {s.seconds:.1f} s "
                   f"({s.images_per_s:.0f} img/s) -> {output}", highlight=False)
@@ -287,7 +288,8 @@ def predict(
 
     t0 = time.perf_counter()
     with _reporter(quiet) as rep, rep.stage("predict", total=len(files)) as st:
-        preds = predictor.predict_paths(files, batch_size=batch_size, progress=st.advance)
+        preds = predictor.predict_paths(files, batch_size=batch_size or STREAM_BATCH,
+                                        progress=st.advance)
     elapsed = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")

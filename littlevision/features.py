@@ -25,7 +25,6 @@ from littlevision.cache import cache_dir
 # Bump when decoding, resizing or the backbone graph changes: old cache entries are then ignored.
 PREPROCESS_VERSION = 1
 FEATURES_OUTPUT = "features"
-_CHUNK = 64
 
 
 def content_hash(path: str | os.PathLike) -> str:
@@ -80,7 +79,7 @@ class Embedder:
     Args:
         backbone: A registered backbone name (``lite0``...).
         image_size: Side the images are resized to; the backbone's own size by default.
-        threads: ONNX Runtime threads (default: all cores).
+        threads: Cores to use (default: all); see :class:`~littlevision.inference.OnnxModel`.
         use_cache: Read and write the embedding cache.
     """
 
@@ -92,7 +91,7 @@ class Embedder:
         self.image_size = int(image_size or get_backbone_spec(backbone).image_size)
         self.threads = threads
         self.use_cache = use_cache
-        self._session = None
+        self._model = None
         self._key: str | None = None
 
     @property
@@ -106,18 +105,21 @@ class Embedder:
         return cache_dir("embeddings", self.key)
 
     @property
-    def session(self):
-        if self._session is None:
-            from littlevision.inference import make_session
+    def model(self):
+        """The backbone as an :class:`~littlevision.inference.OnnxModel`, exported on first use."""
+        if self._model is None:
+            from littlevision.inference import OnnxModel
 
-            self._session = make_session(backbone_onnx(self.backbone, self.image_size), self.threads)
-        return self._session
+            self._model = OnnxModel(backbone_onnx(self.backbone, self.image_size), self.threads)
+        return self._model
+
+    @property
+    def session(self):
+        return self.model.session
 
     def embed_array(self, images: np.ndarray, flip: bool = False) -> np.ndarray:
         """Features [N, D] for uint8 images [N, S, S, 3]; ``flip`` mirrors them left-right first."""
-        if flip:
-            images = images[:, :, ::-1]
-        return self.session.run(None, {"image": np.ascontiguousarray(images)})[0]
+        return self.model.run(_mirror(images) if flip else images)
 
     def _entry(self, digest: str, variant: str) -> Path:
         return self.cache_folder / digest[:2] / f"{digest}{variant}.npy"
@@ -149,8 +151,6 @@ class Embedder:
             flip: Embed the left-right mirror image (a cheap test-time augmentation).
             progress: Called with the number of files just finished.
         """
-        from littlevision.data.decode import iter_decoded
-
         variant = "-flip" if flip else ""
         paths = [Path(p) for p in paths]
         hashes = [content_hash(p) if p.is_file() else "" for p in paths]
@@ -166,11 +166,11 @@ class Embedder:
         if progress and n_cached:
             progress(n_cached)
         failures = []
-        # The next batch decodes while this one is embedded: both cores stay busy.
-        for decoded in iter_decoded([paths[i] for i in todo], self.image_size, batch_size=_CHUNK):
+        stream = (self.model.map_paths([paths[i] for i in todo], self.image_size,
+                                       prepare=_mirror if flip else None) if todo else ())
+        for decoded, feats in stream:
             failures.extend(decoded.failures)
-            if len(decoded.ok_indices):
-                feats = self.embed_array(decoded.images, flip=flip)
+            if feats is not None:
                 for j, vec in zip(decoded.ok_indices, feats, strict=True):
                     i = todo[j]
                     vectors[i] = vec
@@ -183,3 +183,8 @@ class Embedder:
         features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
         return Embeddings(features=features.astype(np.float32), ok_indices=ok, failures=failures,
                           hashes=hashes, n_cached=n_cached)
+
+
+def _mirror(images: np.ndarray) -> np.ndarray:
+    """Left-right mirror of uint8 images ``[N, H, W, 3]``."""
+    return images[:, :, ::-1]

@@ -15,6 +15,7 @@ from littlevision.data.decode import (
     decode_many,
     iter_decoded,
     load_image,
+    map_decoded,
     probe,
     resize_image,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "decode_many",
     "iter_decoded",
     "load_image",
+    "map_decoded",
     "probe",
     "resize_image",
     "write_digits_folder",

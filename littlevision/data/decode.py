@@ -13,11 +13,13 @@ import io
 import os
 import struct
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -31,6 +33,7 @@ __all__ = [
     "decode_many",
     "iter_decoded",
     "load_image",
+    "map_decoded",
     "probe",
     "resize_image",
 ]
@@ -341,6 +344,66 @@ def iter_decoded(
             pending = upcoming
 
 
+T = TypeVar("T")
+
+
+def map_decoded(
+    paths: Sequence[str | os.PathLike[str]],
+    size: int,
+    fn: Callable[[np.ndarray], T],
+    batch_size: int = 32,
+    *,
+    workers: int | None = None,
+    max_pixels: int = MAX_PIXELS,
+) -> Iterator[tuple[DecodeResult, T | None]]:
+    """Decode files batch by batch and apply ``fn`` to each batch's images, one worker per core.
+
+    Each worker decodes a whole batch and then calls ``fn`` on it, so a model given one thread
+    per worker (an ONNX Runtime session, whose ``run`` is thread-safe) keeps every core busy with
+    no hand-off between a decode pool and a model's own threads. On 2 cores this ran lite0
+    prediction at 156 img/s against 147 img/s for a 2-thread model beside :func:`iter_decoded`.
+
+    Args:
+        paths: Image files.
+        size: Side of the square output images.
+        fn: Called with the uint8 images ``[n_ok, size, size, 3]`` of a batch (never with an
+            empty batch), from a worker thread.
+        batch_size: Number of *paths* per batch.
+        workers: Number of threads; defaults to the cores this process may use.
+        max_pixels: See :func:`load_image`.
+
+    Yields:
+        ``(DecodeResult, fn(images) or None)`` per batch, in the order of ``paths``; at most
+        ``workers + 1`` batches are in memory at once.
+
+    Raises:
+        ValueError: ``size``, ``batch_size``, ``workers`` or ``max_pixels`` is not positive.
+    """
+    paths = list(paths)
+    _check_positive("size", size)
+    _check_positive("batch_size", batch_size)
+    _check_positive("max_pixels", max_pixels)
+    n = len(paths)
+
+    def work(start: int) -> tuple[DecodeResult, T | None]:
+        stop = min(start + batch_size, n)
+        out = np.empty((stop - start, size, size, 3), dtype=np.uint8)
+        errors = [_decode_into(out, row, paths[start + row], size, max_pixels)
+                  for row in range(stop - start)]
+        result = _compact(out, errors, start)
+        return result, (fn(result.images) if len(result) else None)
+
+    starts = iter(range(0, n, batch_size))
+    n_workers = _available_cores() if workers is None else workers
+    with _DecodePool(n_workers, -(-n // batch_size)) as pool:
+        pending = deque(pool.submit(work, start) for start in islice(starts, n_workers + 1))
+        while pending:
+            done = pending.popleft().result()
+            if (start := next(starts, None)) is not None:
+                pending.append(pool.submit(work, start))
+            yield done
+
+
 # -- internals -------------------------------------------------------------------------------
 
 
@@ -356,25 +419,26 @@ class _Batch:
         ]
 
     def collect(self, progress: Callable[[int], object] | None, done_before: int) -> DecodeResult:
-        failures: list[DecodeError] = []
-        ok: list[int] = []
+        errors: list[DecodeError | None] = []
         for row, future in enumerate(self.futures):
-            error = future.result()
-            if error is None:
-                ok.append(row)
-            else:
-                failures.append(error)
+            errors.append(future.result())
             if progress is not None:
                 progress(done_before + row + 1)
         images = self.out
         self.out, self.futures = None, []  # type: ignore[assignment]
-        if failures:
-            # Compact in place (rows only move down) and shrink, instead of copying N images.
-            for k, row in enumerate(ok):
-                if k != row:
-                    images[k] = images[row]
-            images.resize((len(ok), *images.shape[1:]), refcheck=False)
-        return DecodeResult(images, np.asarray(ok, dtype=np.int64) + self.start, failures)
+        return _compact(images, errors, self.start)
+
+
+def _compact(images: np.ndarray, errors: list[DecodeError | None], start: int) -> DecodeResult:
+    """Drop the rows that failed, in place (rows only move down), instead of copying N images."""
+    ok = [row for row, error in enumerate(errors) if error is None]
+    failures = [error for error in errors if error is not None]
+    if failures:
+        for k, row in enumerate(ok):
+            if k != row:
+                images[k] = images[row]
+        images.resize((len(ok), *images.shape[1:]), refcheck=False)
+    return DecodeResult(images, np.asarray(ok, dtype=np.int64) + start, failures)
 
 
 class _DecodePool(ThreadPoolExecutor):

@@ -174,7 +174,7 @@ def train(data, output: str | os.PathLike, config: TrainConfig | None = None,
         return write_bundle(output, recipe, train_ds, val_ds, config, dataset, started)
 
 
-def evaluate(run, data, reporter: Reporter = NULL, batch_size: int = 32) -> dict[str, Any]:
+def evaluate(run, data, reporter: Reporter = NULL, batch_size: int = 8) -> dict[str, Any]:
     """Metrics of a bundle on labelled data (class folders or CSV), predicting with ONNX Runtime.
 
     Images whose label is not one of the bundle's classes are counted in ``unknown_labels``.
