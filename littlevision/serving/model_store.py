@@ -9,6 +9,7 @@ if anything fails, the old one stays and the error is kept for ``/v1/model`` and
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import time
@@ -18,51 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from littlevision.bundle import REQUIRED_FILES, Bundle
+from littlevision.bundle import ONNX_INPUT, REQUIRED_FILES, Bundle
 from littlevision.errors import UserError
-from littlevision.inference import Predictor, default_threads
+from littlevision.inference import Predictor
 
 log = logging.getLogger("littlevision.serving")
 
 WATCHED_FILES = (*REQUIRED_FILES, "model.keras", "metrics.json")
-
-
-class ServingPredictor(Predictor):
-    """A :class:`~littlevision.inference.Predictor` whose ONNX Runtime threads sleep when idle.
-
-    By default ONNX Runtime's worker threads spin for a while after each call, waiting for the
-    next one. In a service the same cores also decode uploads and run the event loop, and the
-    spinning takes their CPU: measured on 2 cores with lite0, it cost ~30% more CPU per image at
-    concurrency 32 and twice as much at concurrency 1 (see docs/serving.md). Everything else is
-    the plain Predictor; only the session is made differently.
-
-    (Once ``littlevision.inference.make_session`` takes an ``allow_spinning`` argument this
-    class becomes ``Predictor(..., allow_spinning=False)``.)
-    """
-
-    def __init__(self, onnx_path, labels, image_size: int, threads: int | None = None) -> None:
-        self.onnx_path = Path(onnx_path)
-        self.labels = list(labels)
-        self.image_size = int(image_size)
-        self.session = _session_without_spinning(self.onnx_path, threads)
-
-
-def _session_without_spinning(onnx_path: Path, threads: int | None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or default_threads()
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(
-            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-    except Exception as e:  # onnxruntime raises its own untyped errors for bad files
-        raise UserError(f"Could not load the ONNX model '{onnx_path}': {e}") from None
 
 
 @dataclass(eq=False)
@@ -112,13 +75,16 @@ def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int)
     """
     bundle = Bundle.load(run_dir)
     version = bundle.version
-    predictor = ServingPredictor(bundle.onnx_path, bundle.labels, bundle.image_size, threads)
+    predictor = Predictor(bundle.onnx_path, bundle.labels, bundle.image_size, threads)
     size, n_labels = bundle.image_size, len(bundle.labels)
     if n_labels < 2:
         raise UserError(f"Expected at least 2 labels in labels.json. Received: {bundle.labels}")
-    for n in sorted({1, max(1, int(warm_batch))}):
+    # Warm both sessions (all cores when alone, one core beside another call), every batch size.
+    onnx = predictor.model
+    sessions = [onnx.session] + ([onnx.stream_session] if onnx.stream_session is not onnx.session else [])
+    for session, n in itertools.product(sessions, sorted({1, max(1, int(warm_batch))})):
         try:
-            probs = predictor.predict_array(np.zeros((n, size, size, 3), np.uint8))
+            probs = session.run(None, {ONNX_INPUT: np.zeros((n, size, size, 3), np.uint8)})[0]
         except Exception as e:  # onnxruntime raises its own untyped errors
             raise UserError(f"The model in '{run_dir}' failed its warm-up: {e}") from None
         if probs.shape != (n, n_labels):

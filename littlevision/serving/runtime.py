@@ -45,6 +45,7 @@ class Runtime:
             settings.max_queue,
             on_batch=self._on_batch,
             upcoming=self._upcoming,
+            lanes=settings.threads or default_threads(),
         )
         self.metrics = ServingMetrics(queue_depth=lambda: self.batcher.depth)
         self.store = ModelStore(

@@ -269,3 +269,55 @@ def test_bad_sizes_are_refused():
         MicroBatcher(max_batch=0)
     with pytest.raises(ValueError, match="max_queue"):
         MicroBatcher(max_queue=0)
+
+
+class OverlapModel(EchoModel):
+    """Records the most calls that were running at the same moment."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(delay_s)
+        self.running = self.most_at_once = 0
+        self.lock = threading.Lock()
+
+    def predict_array(self, images: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            return super().predict_array(images)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_lanes_bound_the_model_calls_running_at_once(lanes):
+    model = OverlapModel(delay_s=0.05)
+
+    async def main():
+        b = MicroBatcher(max_batch=4, max_wait_ms=0, max_queue=100, lanes=lanes)
+        await b.start()
+        results = await asyncio.gather(*(b.submit(model, image(v)) for v in range(16)))
+        await b.stop()
+        return results
+
+    results = run(main())
+    assert model.most_at_once == lanes
+    assert max(model.calls) <= 4 and sum(model.calls) == 16
+    assert [int(r[0]) for r in results] == list(range(16))
+
+
+def test_stop_waits_for_every_lane():
+    model = OverlapModel(delay_s=0.1)
+
+    async def main():
+        b = MicroBatcher(max_batch=2, max_wait_ms=0, max_queue=100, lanes=2)
+        await b.start()
+        waiting = [asyncio.ensure_future(b.submit(model, image(v))) for v in range(6)]
+        await asyncio.sleep(0.02)
+        await b.stop()
+        assert all(w.done() for w in waiting)
+        return [w.result() for w in waiting]
+
+    results = run(main())
+    assert [int(r[0]) for r in results] == list(range(6))

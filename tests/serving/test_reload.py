@@ -142,22 +142,3 @@ def test_requests_during_a_reload_are_all_answered(make_client, run_dir, photo):
     assert reload.result().status_code == 200
     versions = {a["model"]["version"] for a in answers}
     assert 1 <= len(versions) <= 2  # each answer came from one whole model, old or new
-
-
-def test_serving_predictor_is_a_plain_predictor_with_a_quieter_session(run_dir):
-    """If Predictor gains state, the serving variant must too: same attributes, same answers."""
-    from littlevision.bundle import Bundle
-    from littlevision.inference import Predictor
-    from littlevision.serving.model_store import ServingPredictor
-
-    bundle = Bundle.load(run_dir)
-    args = (bundle.onnx_path, bundle.labels, bundle.image_size, 1)
-    plain, serving = Predictor(*args), ServingPredictor(*args)
-    assert set(vars(serving)) == set(vars(plain))
-    s = bundle.image_size
-    x = np.random.default_rng(0).integers(0, 256, (3, s, s, 3), dtype=np.uint8)
-    np.testing.assert_allclose(serving.predict_array(x), plain.predict_array(x), atol=1e-6)
-    cfg = serving.session.get_session_options().get_session_config_entry(
-        "session.intra_op.allow_spinning"
-    )
-    assert cfg == "0"
