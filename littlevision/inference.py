@@ -96,11 +96,6 @@ class OnnxModel:
             self._input = self._session.get_inputs()[0].name
         return self._session
 
-    def load(self) -> OnnxModel:
-        """Make the all-cores session now, so that a broken file fails here, not on first use."""
-        _ = self.session
-        return self
-
     @property
     def stream_session(self):
         """The one-thread session (the all-cores one when there is a single core)."""

@@ -62,18 +62,17 @@ def test_predict_paths_matches_predict_array(tiny_run, mixed_files):
 
 def test_sessions_sleep_instead_of_spinning(tiny_run):
     """Spinning ONNX Runtime threads starve decoding and the service's event loop on 2 cores."""
-    model = OnnxModel(tiny_run / "model.onnx", threads=2).load()
-    list(model.map_paths([], 224))
-    for session in (model.session, model._stream_session):
+    model = OnnxModel(tiny_run / "model.onnx", threads=2)
+    for session in (model.session, model.stream_session):
         options = session.get_session_options()
         assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert model._stream_session.get_session_options().intra_op_num_threads == 1
+    assert model.stream_session.get_session_options().intra_op_num_threads == 1
     assert model.session.get_session_options().intra_op_num_threads == 2
 
 
 def test_overlapping_calls_share_the_cores(tiny_run):
     """A call alone gets every core; a call beside it runs on one (the same answers either way)."""
-    model = OnnxModel(tiny_run / "model.onnx", threads=2).load()
+    model = OnnxModel(tiny_run / "model.onnx", threads=2)
     used = []
     entered = threading.Barrier(2)
 
