@@ -326,10 +326,7 @@ def iter_decoded(
     Raises:
         ValueError: ``size``, ``batch_size``, ``workers`` or ``max_pixels`` is not positive.
     """
-    paths = list(paths)
-    _check_positive("size", size)
-    _check_positive("batch_size", batch_size)
-    _check_positive("max_pixels", max_pixels)
+    paths = _batched_args(paths, size, batch_size, max_pixels)
     n = len(paths)
     with _DecodePool(workers, min(n, 2 * batch_size)) as pool:
         pending = _Batch(pool, paths, 0, min(batch_size, n), size, max_pixels) if n else None
@@ -380,10 +377,7 @@ def map_decoded(
     Raises:
         ValueError: ``size``, ``batch_size``, ``workers`` or ``max_pixels`` is not positive.
     """
-    paths = list(paths)
-    _check_positive("size", size)
-    _check_positive("batch_size", batch_size)
-    _check_positive("max_pixels", max_pixels)
+    paths = _batched_args(paths, size, batch_size, max_pixels)
     n = len(paths)
 
     def work(start: int) -> tuple[DecodeResult, T | None]:
@@ -461,6 +455,13 @@ def _available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def _batched_args(paths, size: int, batch_size: int, max_pixels: int) -> list:
+    _check_positive("size", size)
+    _check_positive("batch_size", batch_size)
+    _check_positive("max_pixels", max_pixels)
+    return list(paths)
 
 
 def _decode_into(out: np.ndarray, row: int, path, size: int, max_pixels: int) -> DecodeError | None:
