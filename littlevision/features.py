@@ -151,38 +151,69 @@ class Embedder:
             flip: Embed the left-right mirror image (a cheap test-time augmentation).
             progress: Called with the number of files just finished.
         """
-        variant = "-flip" if flip else ""
+        return self._embed_views(paths, (flip,), progress)[0]
+
+    def embed_paths_and_mirrors(
+        self,
+        paths: Sequence[str | os.PathLike],
+        progress: Callable[[int], None] | None = None,
+    ) -> tuple[Embeddings, Embeddings]:
+        """``embed_paths(paths)`` and ``embed_paths(paths, flip=True)``, decoding each file once."""
+        plain, mirrored = self._embed_views(paths, (False, True), progress)
+        return plain, mirrored
+
+    def _embed_views(self, paths, flips: tuple[bool, ...], progress) -> list[Embeddings]:
+        """One :class:`Embeddings` per view (plain or mirrored) of the same files.
+
+        A file missing from the cache in any view is decoded once, and all its views go through
+        the model in one call (the mirrors stacked after the originals).
+        """
+        variants = ["-flip" if flip else "" for flip in flips]
         paths = [Path(p) for p in paths]
         hashes = [content_hash(p) if p.is_file() else "" for p in paths]
-        vectors: dict[int, np.ndarray] = {}
+        vectors: list[dict[int, np.ndarray]] = [{} for _ in variants]
         todo: list[int] = []
         for i, digest in enumerate(hashes):
-            cached = self._load(digest, variant) if (self.use_cache and digest) else None
-            if cached is not None:
-                vectors[i] = cached
-            else:
+            cached = [self._load(digest, v) if (self.use_cache and digest) else None
+                      for v in variants]
+            if any(vec is None for vec in cached):
                 todo.append(i)
-        n_cached = len(vectors)
+            else:
+                for view, vec in zip(vectors, cached, strict=True):
+                    view[i] = vec
+        n_cached = len(paths) - len(todo)
         if progress and n_cached:
             progress(n_cached)
+
+        def views(images: np.ndarray) -> np.ndarray:
+            return np.concatenate([_mirror(images) if f else images for f in flips])
+
         failures = []
         stream = (self.model.map_paths([paths[i] for i in todo], self.image_size,
-                                       prepare=_mirror if flip else None) if todo else ())
+                                       prepare=views if flips != (False,) else None)
+                  if todo else ())
         for decoded, feats in stream:
             failures.extend(decoded.failures)
             if feats is not None:
-                for j, vec in zip(decoded.ok_indices, feats, strict=True):
-                    i = todo[j]
-                    vectors[i] = vec
-                    if self.use_cache and hashes[i]:
-                        self._store(hashes[i], variant, vec)
+                per_view = np.split(feats, len(flips))
+                for view, variant, view_feats in zip(vectors, variants, per_view, strict=True):
+                    for j, vec in zip(decoded.ok_indices, view_feats, strict=True):
+                        i = todo[j]
+                        view[i] = vec
+                        if self.use_cache and hashes[i]:
+                            self._store(hashes[i], variant, vec)
             if progress:
                 progress(len(decoded.ok_indices) + len(decoded.failures))
-        ok = np.array(sorted(vectors), dtype=np.int64)
-        dim = next(iter(vectors.values())).shape[0] if vectors else 0
-        features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
-        return Embeddings(features=features.astype(np.float32), ok_indices=ok, failures=failures,
-                          hashes=hashes, n_cached=n_cached)
+        return [_collect(view, failures, hashes, n_cached) for view in vectors]
+
+
+def _collect(vectors: dict[int, np.ndarray], failures: list, hashes: list[str],
+             n_cached: int) -> Embeddings:
+    ok = np.array(sorted(vectors), dtype=np.int64)
+    dim = next(iter(vectors.values())).shape[0] if vectors else 0
+    features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
+    return Embeddings(features=features.astype(np.float32), ok_indices=ok, failures=failures,
+                      hashes=hashes, n_cached=n_cached)
 
 
 def _mirror(images: np.ndarray) -> np.ndarray:

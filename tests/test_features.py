@@ -55,3 +55,28 @@ def test_unreadable_and_missing_files_are_reported_not_fatal(small_folder, tmp_p
     assert list(result.ok_indices) == [0]
     assert len(result.failures) == 2
     assert {f.path.name for f in result.failures} == {"bad.jpg", "missing.jpg"}
+
+
+def test_both_views_from_one_decode_match_the_separate_passes(small_folder, tmp_path, monkeypatch):
+    import littlevision.data.decode as decode
+
+    files = []
+    for i, src in enumerate(sorted(small_folder.rglob("*.jpg"))[:5]):
+        dst = tmp_path / f"views{i}.jpg"
+        dst.write_bytes(src.read_bytes() + b"test_both_views")  # new content: not cached yet
+        files.append(dst)
+    files.insert(2, tmp_path / "missing.jpg")
+    decoded = []
+    real_load = decode.load_image
+    monkeypatch.setattr(decode, "load_image", lambda p, *a, **k: (decoded.append(p), real_load(p, *a, **k))[1])
+    plain, mirrored = Embedder("lite0").embed_paths_and_mirrors(files)
+    assert sorted(map(str, decoded)) == sorted(map(str, files))  # each file decoded once
+    assert plain.n_cached == 0 and list(plain.ok_indices) == list(mirrored.ok_indices) == [0, 1, 3, 4, 5]
+    assert [f.path.name for f in plain.failures] == ["missing.jpg"]
+    monkeypatch.setattr(decode, "load_image", real_load)
+    separate = Embedder("lite0", use_cache=False)
+    np.testing.assert_allclose(plain.features, separate.embed_paths(files).features, atol=1e-5)
+    np.testing.assert_allclose(mirrored.features, separate.embed_paths(files, flip=True).features,
+                               atol=1e-5)
+    again = Embedder("lite0").embed_paths(files, flip=True)  # both views were cached
+    assert again.n_cached == 5

@@ -121,19 +121,20 @@ class Bottleneck(Recipe):
         self.seed = seed
         self.resume = resume
 
-    def _embed(self, embedder: Embedder, ds, what: str, reporter: Reporter, flip: bool = False):
-        with reporter.stage(f"embed {what}" + (" (mirrored)" if flip else ""), total=len(ds)) as st:
-            return embedder.embed_paths(ds.paths, flip=flip, progress=st.advance)
-
     def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
         t0 = time.perf_counter()
         embedder = Embedder(self.backbone, self.image_size)
         size = embedder.image_size
-        tr = self._embed(embedder, train, "train", reporter)
-        va = self._embed(embedder, val, "validation", reporter)
+        with reporter.stage("embed train" + (" (and mirrored)" if self.flip_augment else ""),
+                            total=len(train)) as st:
+            if self.flip_augment:
+                tr, fl = embedder.embed_paths_and_mirrors(train.paths, progress=st.advance)
+            else:
+                tr = embedder.embed_paths(train.paths, progress=st.advance)
+        with reporter.stage("embed validation", total=len(val)) as st:
+            va = embedder.embed_paths(val.paths, progress=st.advance)
         feats, y, groups = tr.features, train.y[tr.ok_indices], None
         if self.flip_augment:
-            fl = self._embed(embedder, train, "train", reporter, flip=True)
             feats = np.concatenate([feats, fl.features])
             y = np.concatenate([y, train.y[fl.ok_indices]])
             groups = np.concatenate([tr.ok_indices, fl.ok_indices])
