@@ -28,6 +28,7 @@ import numpy as np
 
 log = logging.getLogger("littlevision.serving")
 
+
 class BatchModel(Protocol):
     """Anything with ``predict_array(uint8 [N, S, S, 3]) -> float32 [N, C]``."""
 
