@@ -21,7 +21,6 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
-import math
 import os
 import signal
 import threading
@@ -36,6 +35,7 @@ import numpy as np
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.inference import default_threads
+from littlevision.serving.batcher import BatcherClosedError, QueueFullError, Throughput
 
 log = logging.getLogger("littlevision.serving")
 
@@ -78,7 +78,7 @@ class ServeBatcher:
         self._depth = 0
         self._running = False
         self._closing = False
-        self._rate = 0.0
+        self._throughput = Throughput()
         self._executor: ThreadPoolExecutor | None = None
         self._batched = None
 
@@ -116,9 +116,7 @@ class ServeBatcher:
 
     def retry_after_s(self) -> int:
         """Whole seconds until the current queue has likely been answered (at least 1)."""
-        if self._rate <= 0:
-            return 1
-        return max(1, math.ceil(self._depth / self._rate))
+        return self._throughput.retry_after_s(self._depth)
 
     async def submit(self, model, images: np.ndarray) -> np.ndarray:
         """Probabilities [C] for one image [S, S, 3], [k, C] for a stack [k, S, S, 3].
@@ -127,8 +125,6 @@ class ServeBatcher:
             QueueFullError: when ``max_queue`` images are already waiting.
             BatcherClosedError: when stopping or not started.
         """
-        from littlevision.serving.batcher import BatcherClosedError, QueueFullError
-
         if not self.running:
             raise BatcherClosedError("The service is shutting down.")
         single = images.ndim == 3
@@ -158,8 +154,7 @@ class ServeBatcher:
             seconds = time.perf_counter() - start
             for j, i in enumerate(rows):
                 out[i] = probs[j]
-            rate = len(images) / max(seconds, 1e-6)
-            self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+            self._throughput.record(len(images), seconds)
             if self.on_batch is not None:
                 self.on_batch(len(images), seconds)
         return out

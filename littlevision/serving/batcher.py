@@ -52,6 +52,26 @@ class BatcherClosedError(Exception):
     """The batcher is shutting down and takes no new images."""
 
 
+class Throughput:
+    """Images per second of recent model calls, smoothed: how soon a queue will have drained.
+
+    Both batchers (this module's and Ray Serve's) tell a refused caller when to come back from it.
+    """
+
+    def __init__(self) -> None:
+        self.images_per_s = 0.0
+
+    def record(self, images: int, seconds: float, calls_at_once: int = 1) -> None:
+        rate = images / max(seconds, 1e-6) * max(1, calls_at_once)
+        self.images_per_s = rate if self.images_per_s == 0 else 0.8 * self.images_per_s + 0.2 * rate
+
+    def retry_after_s(self, depth: int) -> int:
+        """Whole seconds until ``depth`` queued images have likely been answered (at least 1)."""
+        if self.images_per_s <= 0:
+            return 1
+        return max(1, math.ceil(depth / self.images_per_s))
+
+
 @dataclass(eq=False)
 class _Item:
     model: Hashable
@@ -108,7 +128,7 @@ class MicroBatcher:
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
-        self._rate = 0.0  # images per second, smoothed, for Retry-After
+        self._throughput = Throughput()
 
     @property
     def depth(self) -> int:
@@ -148,9 +168,7 @@ class MicroBatcher:
 
     def retry_after_s(self) -> int:
         """Whole seconds until the current queue has likely been answered (at least 1)."""
-        if self._rate <= 0:
-            return 1
-        return max(1, math.ceil(self._depth / self._rate))
+        return self._throughput.retry_after_s(self._depth)
 
     async def submit(self, model: BatchModel, images: np.ndarray) -> np.ndarray:
         """Queue one image [S, S, 3] or a stack [k, S, S, 3]; wait for its probabilities.
@@ -260,7 +278,6 @@ class MicroBatcher:
                 if not it.future.done():
                     it.future.set_result(probs[offset : offset + k])
                 offset += k
-            rate = len(images) / max(seconds, 1e-6) * max(1, len(self._calls))
-            self._rate = rate if self._rate == 0 else 0.8 * self._rate + 0.2 * rate
+            self._throughput.record(len(images), seconds, calls_at_once=len(self._calls))
             if self.on_batch is not None:
                 self.on_batch(len(images), seconds)
