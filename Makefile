@@ -31,10 +31,11 @@ bench: $(STAMP)  ## benchmarks on ../shared/datasets; figures go to docs/benchma
 	$(PY) benchmarks/run_all.py $(BENCH)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check littlevision tests benchmarks
+	$(VENV)/bin/ruff check littlevision tests benchmarks scripts
+	$(VENV)/bin/ruff format --check littlevision tests benchmarks scripts
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format littlevision tests benchmarks
+	$(VENV)/bin/ruff format littlevision tests benchmarks scripts
 
 browser-deps:  ## Debian chromium for the browser tests (needs root)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

@@ -50,8 +50,13 @@ t = time.perf_counter(); emb.embed_paths(files); t_stream = time.perf_counter() 
 print(json.dumps({'decode_img_s': len(files) / t_dec, 'embed_img_s': len(files) / t_emb,
                   'decode_and_embed_img_s': len(files) / t_stream}))
 """
-    proc = subprocess.run([sys.executable, "-c", code, str(DATASETS / "cats-vs-dogs" / "train")],
-                          env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(DATASETS / "cats-vs-dogs" / "train")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -78,18 +83,38 @@ def main() -> None:
     t_report, _ = run([*LV, "train", str(cvd), "-o", str(run_dir), "--quiet"], env)
     card = json.loads((run_dir / "card.json").read_text())
     results["cats_vs_dogs"] = {
-        "val_accuracy": card["metrics"]["accuracy"], "val_log_loss": card["metrics"]["log_loss"],
-        "n_train": card["data"]["n_train"], "n_val": card["data"]["n_val"],
-        "cold_s": t_cold, "warm_s": t_warm, "warm_with_report_s": t_report,
-        "timings": card["timings"], "C": card["recipe_info"].get("C"),
+        "val_accuracy": card["metrics"]["accuracy"],
+        "val_log_loss": card["metrics"]["log_loss"],
+        "n_train": card["data"]["n_train"],
+        "n_val": card["data"]["n_val"],
+        "cold_s": t_cold,
+        "warm_s": t_warm,
+        "warm_with_report_s": t_report,
+        "timings": card["timings"],
+        "C": card["recipe_info"].get("C"),
     }
-    t_pred, stdout = run([*LV, "predict", str(run_dir), str(cvd / "validation"), "-o",
-                          str(OUT / "pred.csv"), "--quiet"], env)
+    t_pred, stdout = run(
+        [
+            *LV,
+            "predict",
+            str(run_dir),
+            str(cvd / "validation"),
+            "-o",
+            str(OUT / "pred.csv"),
+            "--quiet",
+        ],
+        env,
+    )
     n_pred = sum(1 for _ in open(OUT / "pred.csv")) - 1
-    results["predict"] = {"n": n_pred, "wall_s": t_pred, "wall_img_s": n_pred / t_pred,
-                          "reported": stdout.strip()}
-    t_all, _ = run([*LV, "predict", str(run_dir), str(cvd), "-o", str(OUT / "pred-all.csv"),
-                    "--quiet"], env)
+    results["predict"] = {
+        "n": n_pred,
+        "wall_s": t_pred,
+        "wall_img_s": n_pred / t_pred,
+        "reported": stdout.strip(),
+    }
+    t_all, _ = run(
+        [*LV, "predict", str(run_dir), str(cvd), "-o", str(OUT / "pred-all.csv"), "--quiet"], env
+    )
     n_all = sum(1 for _ in open(OUT / "pred-all.csv")) - 1
     results["predict_all"] = {"n": n_all, "wall_s": t_all, "wall_img_s": n_all / t_all}
     results["throughput"] = throughput(env)
@@ -99,9 +124,12 @@ def main() -> None:
         t_b, _ = run([*LV, "train", str(breeds), "-o", str(b_dir), "--quiet", "--no-report"], env)
         bc = json.loads((b_dir / "card.json").read_text())
         results["cat_breeds"] = {
-            "wall_s": t_b, "val_accuracy": bc["metrics"]["accuracy"],
-            "n_train": bc["data"]["n_train"], "n_val": bc["data"]["n_val"],
-            "skipped": bc["data"]["skipped"], "load_report": bc["data"].get("load_report"),
+            "wall_s": t_b,
+            "val_accuracy": bc["metrics"]["accuracy"],
+            "n_train": bc["data"]["n_train"],
+            "n_val": bc["data"]["n_val"],
+            "skipped": bc["data"]["skipped"],
+            "load_report": bc["data"].get("load_report"),
         }
     (OUT / "core.json").write_text(json.dumps(results, indent=2, default=str))
     c = results["cats_vs_dogs"]
@@ -112,18 +140,28 @@ def main() -> None:
     print(f"| train, warm cache + report.html (wall) | {c['warm_with_report_s']:.1f} s | |")
     print(f"| first run ever (weights converted) | {results['first_ever_s']:.1f} s | |")
     print(f"| decode 224 px (2 threads) | {results['throughput']['decode_img_s']:.0f} img/s | |")
-    print(f"| embed lite0 (ONNX Runtime, batch 32) | {results['throughput']['embed_img_s']:.0f} img/s | |")
-    print(f"| decode + embed files, one worker per core (`Embedder.embed_paths`, no cache) | "
-          f"{results['throughput']['decode_and_embed_img_s']:.0f} img/s | |")
+    print(
+        f"| embed lite0 (ONNX Runtime, batch 32) | {results['throughput']['embed_img_s']:.0f} img/s | |"
+    )
+    print(
+        f"| decode + embed files, one worker per core (`Embedder.embed_paths`, no cache) | "
+        f"{results['throughput']['decode_and_embed_img_s']:.0f} img/s | |"
+    )
     p = results["predict"]
-    print(f"| predict {p['n']} images (wall, incl. start-up) | {p['wall_img_s']:.0f} img/s | >= 150 img/s |")
+    print(
+        f"| predict {p['n']} images (wall, incl. start-up) | {p['wall_img_s']:.0f} img/s | >= 150 img/s |"
+    )
     if "predict_all" in results:
         p = results["predict_all"]
-        print(f"| predict the whole folder, {p['n']} images (wall, incl. start-up) | "
-              f"{p['wall_img_s']:.0f} img/s | >= 150 img/s |")
+        print(
+            f"| predict the whole folder, {p['n']} images (wall, incl. start-up) | "
+            f"{p['wall_img_s']:.0f} img/s | >= 150 img/s |"
+        )
     if "cat_breeds" in results:
         b = results["cat_breeds"]
-        print(f"| cat-breeds via CSV: accuracy / wall | {100 * b['val_accuracy']:.1f}% / {b['wall_s']:.1f} s | trains |")
+        print(
+            f"| cat-breeds via CSV: accuracy / wall | {100 * b['val_accuracy']:.1f}% / {b['wall_s']:.1f} s | trains |"
+        )
         print(f"| cat-breeds skipped files | {len(b['skipped'])} | reported |")
 
 

@@ -43,9 +43,15 @@ LV = [sys.executable, "-m", "littlevision.cli"]
 
 # Which cleanvision issue type corresponds to which doctor check.
 CLEANVISION_TO_DOCTOR = {
-    "exact_duplicates": "exact_duplicates", "near_duplicates": "near_duplicates",
-    "dark": "dark", "light": "overexposed", "blurry": "blurry", "low_information": "blank",
-    "odd_aspect_ratio": "extreme_aspect_ratio", "odd_size": "tiny", "grayscale": "grayscale",
+    "exact_duplicates": "exact_duplicates",
+    "near_duplicates": "near_duplicates",
+    "dark": "dark",
+    "light": "overexposed",
+    "blurry": "blurry",
+    "low_information": "blank",
+    "odd_aspect_ratio": "extreme_aspect_ratio",
+    "odd_size": "tiny",
+    "grayscale": "grayscale",
 }
 
 _CLEANVISION_CODE = r"""
@@ -81,8 +87,7 @@ def run_timed(cmd: list[str], env: dict, ok_codes=(0,)) -> tuple[float, float, s
 def doctor_json(data: Path, env: dict, *extra: str) -> tuple[dict, float, float]:
     with tempfile.TemporaryDirectory(prefix="lv-doctor-json-") as tmp:
         out = Path(tmp) / "report.json"
-        wall, cpu, _ = run_timed([*LV, "doctor", str(data), "-q", "--json", str(out), *extra],
-                                 env)
+        wall, cpu, _ = run_timed([*LV, "doctor", str(data), "-q", "--json", str(out), *extra], env)
         return json.loads(out.read_text()), wall, cpu
 
 
@@ -99,8 +104,10 @@ def fresh_env(cache: Path) -> dict:
 
 def prepare_backbone(env: dict) -> float:
     """Export the backbone's ONNX into the cache (once per install); seconds it took."""
-    code = ("import time; t=time.perf_counter(); from littlevision.features import Embedder; "
-            "Embedder('lite0').session; print(time.perf_counter()-t)")
+    code = (
+        "import time; t=time.perf_counter(); from littlevision.features import Embedder; "
+        "Embedder('lite0').session; print(time.perf_counter()-t)"
+    )
     _, _, out = run_timed([sys.executable, "-c", code], env)
     return float(out.strip().splitlines()[-1])
 
@@ -151,12 +158,15 @@ def _off_topic_photos() -> list[Image.Image]:
         if (sample / name).is_file():
             photos.append(Image.open(sample / name).convert("RGB"))
     digit = (load_digits().images[7] * 16).clip(0, 255).astype(np.uint8)
-    photos.append(Image.fromarray(digit).resize((256, 256), Image.Resampling.NEAREST).convert("RGB"))
+    photos.append(
+        Image.fromarray(digit).resize((256, 256), Image.Resampling.NEAREST).convert("RGB")
+    )
     return photos
 
 
-def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed: int = 0
-          ) -> dict[str, list[str]]:
+def plant(
+    root: Path, per_class_train: int = 150, per_class_val: int = 50, seed: int = 0
+) -> dict[str, list[str]]:
     """Copy a slice of cats-vs-dogs to ``root`` and plant problems; returns what was planted."""
     cvd = DATASETS / "cats-vs-dogs"
     for subset, n in (("train", per_class_train), ("validation", per_class_val)):
@@ -184,10 +194,28 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
         with Image.open(p) as im:
             return im.convert("RGB")
 
-    truth: dict[str, list[str]] = {k: [] for k in (
-        "unreadable", "truncated", "not_an_image", "decompression_bomb", "exact_duplicates",
-        "leakage", "conflicting_labels", "near_duplicates", "label_issues", "outliers", "tiny",
-        "extreme_aspect_ratio", "blank", "dark", "overexposed", "blurry", "unusual")}
+    truth: dict[str, list[str]] = {
+        k: []
+        for k in (
+            "unreadable",
+            "truncated",
+            "not_an_image",
+            "decompression_bomb",
+            "exact_duplicates",
+            "leakage",
+            "conflicting_labels",
+            "near_duplicates",
+            "label_issues",
+            "outliers",
+            "tiny",
+            "extreme_aspect_ratio",
+            "blank",
+            "dark",
+            "overexposed",
+            "blurry",
+            "unusual",
+        )
+    }
     # error-level: broken files
     for i in range(3):
         p = take()
@@ -197,9 +225,11 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
         data = p.read_bytes()
         p.write_bytes(data[: int(len(data) * (0.3 + 0.15 * i))])
         truth["truncated"].append(rel(p))
-    for name, payload in (("Thumbs.db", bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 504),
-                          ("notes.txt", b"remember to sort these\n"),
-                          ("page.jpg", b"<html><body>404 Not Found</body></html>\n")):
+    for name, payload in (
+        ("Thumbs.db", bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 504),
+        ("notes.txt", b"remember to sort these\n"),
+        ("page.jpg", b"<html><body>404 Not Found</body></html>\n"),
+    ):
         p = root / "train" / "dogs" / name
         p.write_bytes(payload)
         truth["not_an_image"].append(rel(p))
@@ -233,8 +263,10 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
         p = take()
         im = img(p)
         f = 0.5 + 0.1 * i
-        _jpeg(im.resize((int(im.width * f), int(im.height * f)), Image.Resampling.LANCZOS),
-              p.with_name(f"{p.stem}_small.jpg"))
+        _jpeg(
+            im.resize((int(im.width * f), int(im.height * f)), Image.Resampling.LANCZOS),
+            p.with_name(f"{p.stem}_small.jpg"),
+        )
         truth["near_duplicates"].append(rel(p.with_name(f"{p.stem}_small.jpg")))
         p = take()
         _jpeg(img(p), p.with_name(f"{p.stem}_q{25 + 10 * i}.jpg"), quality=25 + 10 * i)
@@ -243,8 +275,10 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
         im = img(p)
         m = 0.03 + 0.015 * i
         w, h = im.size
-        _jpeg(im.crop((int(m * w), int(m * h), int((1 - m) * w), int((1 - m) * h))),
-              p.with_name(f"{p.stem}_crop.jpg"))
+        _jpeg(
+            im.crop((int(m * w), int(m * h), int((1 - m) * w), int((1 - m) * h))),
+            p.with_name(f"{p.stem}_crop.jpg"),
+        )
         truth["near_duplicates"].append(rel(p.with_name(f"{p.stem}_crop.jpg")))
     # wrong labels: real photos moved to the other class
     for _ in range(10):
@@ -267,8 +301,12 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
         truth["tiny"].append(rel(p))
         p = take()
         im = img(p)
-        _jpeg(im.crop((0, im.height // 2 - 40, im.width, im.height // 2 + 40))
-              .resize((420 + 40 * i, 105)), p)
+        _jpeg(
+            im.crop((0, im.height // 2 - 40, im.width, im.height // 2 + 40)).resize(
+                (420 + 40 * i, 105)
+            ),
+            p,
+        )
         truth["extreme_aspect_ratio"].append(rel(p))
         p = take()
         level = 90 + 40 * i
@@ -281,8 +319,14 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
         truth["dark"].append(rel(p))
         p = take()
         im = img(p)
-        _jpeg(Image.blend(ImageEnhance.Brightness(im).enhance(1.6),
-                          Image.new("RGB", im.size, "white"), 0.8 + 0.05 * i), p)
+        _jpeg(
+            Image.blend(
+                ImageEnhance.Brightness(im).enhance(1.6),
+                Image.new("RGB", im.size, "white"),
+                0.8 + 0.05 * i,
+            ),
+            p,
+        )
         truth["overexposed"].append(rel(p))
         p = take()
         _jpeg(img(p).filter(ImageFilter.GaussianBlur(6 + i)), p)
@@ -309,16 +353,35 @@ def plant(root: Path, per_class_train: int = 150, per_class_val: int = 50, seed:
 # Planted files that are also a fair answer for another check (a blanked photo *is* an outlier,
 # a copy under the other class *is* an exact duplicate and carries a wrong label...).
 ALSO_CORRECT = {
-    "outliers": ("blank", "dark", "overexposed", "blurry", "tiny", "extreme_aspect_ratio",
-                 "label_issues", "unusual"),
-    "label_issues": ("conflicting_labels", "outliers", "blank", "dark", "overexposed", "blurry",
-                     "tiny", "extreme_aspect_ratio", "unusual"),
+    "outliers": (
+        "blank",
+        "dark",
+        "overexposed",
+        "blurry",
+        "tiny",
+        "extreme_aspect_ratio",
+        "label_issues",
+        "unusual",
+    ),
+    "label_issues": (
+        "conflicting_labels",
+        "outliers",
+        "blank",
+        "dark",
+        "overexposed",
+        "blurry",
+        "tiny",
+        "extreme_aspect_ratio",
+        "unusual",
+    ),
     "exact_duplicates": ("leakage", "conflicting_labels"),
     "near_duplicates": ("leakage", "blank", "dark", "overexposed"),  # blank images look alike
     "conflicting_labels": (),
     "leakage": (),
-    **{check: ("outliers",) for check in ("tiny", "extreme_aspect_ratio", "blank", "dark",
-                                          "overexposed", "blurry")},  # off-topic photos vary
+    **{
+        check: ("outliers",)
+        for check in ("tiny", "extreme_aspect_ratio", "blank", "dark", "overexposed", "blurry")
+    },  # off-topic photos vary
 }
 
 
@@ -337,19 +400,43 @@ def score(report: dict, truth: dict[str, list[str]]) -> list[dict]:
             accept |= set(truth.get(other, ()))
         good = [f for f in findings if accept & set(f["files"])]
         extra = [f["files"] for f in findings if not accept & set(f["files"])]
-        rows.append({"check": check, "planted": len(planted), "found": len(hit),
-                     "recall": len(hit) / len(planted) if planted else None,
-                     "findings": len(findings),
-                     "precision": len(good) / len(findings) if findings else None,
-                     "missed": [p for p in planted if p not in reported],
-                     "unplanted_findings": extra[:10]})
+        rows.append(
+            {
+                "check": check,
+                "planted": len(planted),
+                "found": len(hit),
+                "recall": len(hit) / len(planted) if planted else None,
+                "findings": len(findings),
+                "precision": len(good) / len(findings) if findings else None,
+                "missed": [p for p in planted if p not in reported],
+                "unplanted_findings": extra[:10],
+            }
+        )
     unusual = set(truth["unusual"])
-    rows.append({"check": "valid-but-unusual", "planted": len(unusual),
-                 "errors": sorted({p for f in report["findings"] if f["severity"] == "error"
-                                   for p in f["files"] if p in unusual}),
-                 "warnings": sorted({f"{p} ({f['check']})" for f in report["findings"]
-                                     if f["severity"] == "warning" for p in f["files"]
-                                     if p in unusual})})
+    rows.append(
+        {
+            "check": "valid-but-unusual",
+            "planted": len(unusual),
+            "errors": sorted(
+                {
+                    p
+                    for f in report["findings"]
+                    if f["severity"] == "error"
+                    for p in f["files"]
+                    if p in unusual
+                }
+            ),
+            "warnings": sorted(
+                {
+                    f"{p} ({f['check']})"
+                    for f in report["findings"]
+                    if f["severity"] == "warning"
+                    for p in f["files"]
+                    if p in unusual
+                }
+            ),
+        }
+    )
     return rows
 
 
@@ -363,9 +450,16 @@ def plant_listing(root: Path) -> dict[str, list[str]]:
     rows = []
     for f in cats + dogs:
         shutil.copy(f, images / f.name)
-    truth: dict[str, list[str]] = {k: [] for k in ("missing_files", "unlabelled_files",
-                                                   "name_mismatch", "empty_labels",
-                                                   "conflicting_rows")}
+    truth: dict[str, list[str]] = {
+        k: []
+        for k in (
+            "missing_files",
+            "unlabelled_files",
+            "name_mismatch",
+            "empty_labels",
+            "conflicting_rows",
+        )
+    }
     for f in cats[:50] + dogs:
         rows.append((f.name, f.parent.name))
     for i in range(5):
@@ -400,11 +494,18 @@ def planted_benchmark(env: dict, keep: bool = False) -> dict:
         listing_truth = plant_listing(tmp / "shelter")
         listing, _, _ = doctor_json(tmp / "shelter", env)
         rows_listing = score(listing, {**listing_truth, "unusual": []})[:-1]
-        balance = {c: [f["message"] for f in listing["findings"] if f["check"] == c]
-                   for c in ("class_imbalance", "too_few_images")}
-        return {"n_images": report["summary"]["n_images"], "seconds": wall, "cpu_seconds": cpu,
-                "rows": rows + rows_listing, "balance": balance,
-                "folder": str(tmp) if keep else None}
+        balance = {
+            c: [f["message"] for f in listing["findings"] if f["check"] == c]
+            for c in ("class_imbalance", "too_few_images")
+        }
+        return {
+            "n_images": report["summary"]["n_images"],
+            "seconds": wall,
+            "cpu_seconds": cpu,
+            "rows": rows + rows_listing,
+            "balance": balance,
+            "folder": str(tmp) if keep else None,
+        }
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -414,8 +515,11 @@ def planted_benchmark(env: dict, keep: bool = False) -> dict:
 
 
 def cleanvision_python(arg: str | None) -> Path | None:
-    candidate = arg or os.environ.get("CLEANVISION_PYTHON") or str(
-        REPO / ".dev" / "cleanvision-env" / "bin" / "python")
+    candidate = (
+        arg
+        or os.environ.get("CLEANVISION_PYTHON")
+        or str(REPO / ".dev" / "cleanvision-env" / "bin" / "python")
+    )
     return Path(candidate) if Path(candidate).is_file() else None
 
 
@@ -431,12 +535,20 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
     quick_report, quick, quick_cpu = doctor_json(cvd, env, "--quick")
     ours = {c for c in report["summary"]["by_check"]}
     ours_quick = {c for c in quick_report["summary"]["by_check"]}
-    result = {"n_images": report["summary"]["n_images"], "backbone_export_s": export_s,
-              "cold_s": cold, "cold_cpu_s": cold_cpu, "warm_s": warm, "warm_cpu_s": warm_cpu,
-              "quick_s": quick, "quick_cpu_s": quick_cpu,
-              "quick_found": quick_report["summary"]["by_check"],
-              "load_before_cold": load_cold, "timings_cold": report["summary"]["timings"],
-              "doctor_found": report["summary"]["by_check"]}
+    result = {
+        "n_images": report["summary"]["n_images"],
+        "backbone_export_s": export_s,
+        "cold_s": cold,
+        "cold_cpu_s": cold_cpu,
+        "warm_s": warm,
+        "warm_cpu_s": warm_cpu,
+        "quick_s": quick,
+        "quick_cpu_s": quick_cpu,
+        "quick_found": quick_report["summary"]["by_check"],
+        "load_before_cold": load_cold,
+        "timings_cold": report["summary"]["timings"],
+        "doctor_found": report["summary"]["by_check"],
+    }
     if cv_python is None:
         result["cleanvision"] = "not run: no cleanvision environment (see --cleanvision-python)"
         return result
@@ -452,16 +564,26 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
     for issue, n in sorted(cv["issues"].items()):
         check = CLEANVISION_TO_DOCTOR.get(issue)
         mine = report["summary"]["by_check"].get(check, {})
-        comparison.append({"cleanvision": issue, "cleanvision_images": n, "doctor_check": check,
-                           "doctor_files": mine.get("files", 0),
-                           "quick_files": quick_report["summary"]["by_check"].get(
-                               check, {}).get("files", 0),
-                           "covered": n == 0 or check in ours,
-                           "covered_quick": n == 0 or check in ours_quick})
+        comparison.append(
+            {
+                "cleanvision": issue,
+                "cleanvision_images": n,
+                "doctor_check": check,
+                "doctor_files": mine.get("files", 0),
+                "quick_files": quick_report["summary"]["by_check"].get(check, {}).get("files", 0),
+                "covered": n == 0 or check in ours,
+                "covered_quick": n == 0 or check in ours_quick,
+            }
+        )
     only_doctor = sorted(ours - {CLEANVISION_TO_DOCTOR.get(k) for k in cv_found})
-    result["cleanvision"] = {"seconds_inside": cv["seconds"], "wall_s": wall, "cpu_s": cpu,
-                             "load_before": load_cv, "issues": cv["issues"],
-                             "n_images": cv["n_images"]}
+    result["cleanvision"] = {
+        "seconds_inside": cv["seconds"],
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "load_before": load_cv,
+        "issues": cv["issues"],
+        "n_images": cv["n_images"],
+    }
     result["comparison"] = comparison
     result["only_doctor"] = only_doctor
     result["speedup_cold"] = wall / cold
@@ -496,10 +618,17 @@ def label_noise_at_scale(cache: Path, n_flips: int = 40, seeds: int = 3) -> list
         issue = find_label_issues(noisy, out_of_fold_probabilities(feats, noisy, 2)).is_issue
         extra = issue.copy()
         extra[flip] = False
-        rows.append({"seed": seed, "flipped": n_flips, "found": int(issue[flip].sum()),
-                     "recall": float(issue[flip].mean()), "flagged": int(issue.sum()),
-                     "other_flagged": int(extra.sum()),
-                     "other_also_flagged_without_flips": int((extra & clean).sum())})
+        rows.append(
+            {
+                "seed": seed,
+                "flipped": n_flips,
+                "found": int(issue[flip].sum()),
+                "recall": float(issue[flip].mean()),
+                "flagged": int(issue.sum()),
+                "other_flagged": int(extra.sum()),
+                "other_also_flagged_without_flips": int((extra & clean).sum()),
+            }
+        )
     return rows
 
 
@@ -518,14 +647,21 @@ def breeds_truth(folder: Path) -> dict:
         kind = next((ext for m, ext in magic.items() if data.startswith(m)), "?")
         if kind != {".jpeg": ".jpg"}.get(f.suffix.lower(), f.suffix.lower()):
             odd_format.append(f.name)
-    ids = [line.split(",", 1)[0] for line in
-           (folder / "labels.csv").read_text().splitlines()[1:] if line.strip()]
+    ids = [
+        line.split(",", 1)[0]
+        for line in (folder / "labels.csv").read_text().splitlines()[1:]
+        if line.strip()
+    ]
     present = {f.name for f in images.iterdir()}
     stems = {Path(n).stem: n for n in present}
     missing = [i for i in ids if i not in present and Path(i).stem not in stems]
     renamed = sorted(stems[Path(i).stem] for i in ids if i not in present and Path(i).stem in stems)
-    return {"exact_duplicate_groups": sorted(sorted(g) for g in by_digest.values() if len(g) > 1),
-            "odd_format": odd_format, "missing_rows": len(missing), "renamed": renamed}
+    return {
+        "exact_duplicate_groups": sorted(sorted(g) for g in by_digest.values() if len(g) > 1),
+        "odd_format": odd_format,
+        "missing_rows": len(missing),
+        "renamed": renamed,
+    }
 
 
 def breeds_benchmark(env: dict, cache: Path) -> dict:
@@ -537,7 +673,9 @@ def breeds_benchmark(env: dict, cache: Path) -> dict:
     by = {}
     for f in report["findings"]:
         by.setdefault(f["check"], []).append(f)
-    dup_groups = sorted(sorted(Path(p).name for p in f["files"]) for f in by.get("exact_duplicates", []))
+    dup_groups = sorted(
+        sorted(Path(p).name for p in f["files"]) for f in by.get("exact_duplicates", [])
+    )
     missing = sum(len(f["files"]) for f in by.get("missing_files", []))
     renamed = sorted(Path(f["files"][0]).name for f in by.get("name_mismatch", []))
     odd = sorted(Path(f["files"][0]).name for f in by.get("extension_mismatch", []))
@@ -547,10 +685,15 @@ def breeds_benchmark(env: dict, cache: Path) -> dict:
         "names differing from the CSV (.png/.jpeg named .jpg)": renamed == truth["renamed"],
         "the odd-format file (content vs extension)": odd == sorted(truth["odd_format"]),
     }
-    return {"seconds": wall, "cpu_seconds": cpu, "timings": report["summary"]["timings"],
-            "truth": {k: (len(v) if isinstance(v, list) else v) for k, v in truth.items()},
-            "reported": checks, "all_reported": all(checks.values()),
-            "found": report["summary"]["by_check"]}
+    return {
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "timings": report["summary"]["timings"],
+        "truth": {k: (len(v) if isinstance(v, list) else v) for k, v in truth.items()},
+        "reported": checks,
+        "all_reported": all(checks.values()),
+        "found": report["summary"]["by_check"],
+    }
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -564,51 +707,72 @@ def print_tables(results: dict) -> None:
     print(f"machine: {results['machine']}, python {results['python']}\n")
     if "planted" in results:
         p = results["planted"]
-        print(f"### (a) planted problems: {p['n_images']} images, doctor {p['seconds']:.1f} s "
-              f"wall ({p['cpu_seconds']:.1f} s CPU)\n")
+        print(
+            f"### (a) planted problems: {p['n_images']} images, doctor {p['seconds']:.1f} s "
+            f"wall ({p['cpu_seconds']:.1f} s CPU)\n"
+        )
         print("| check | planted | found | recall | findings | precision |")
         print("|---|---:|---:|---:|---:|---:|")
         for r in p["rows"]:
             if r["check"] == "valid-but-unusual":
                 continue
-            print(f"| {r['check']} | {r['planted']} | {r['found']} | {_pct(r['recall'])} | "
-                  f"{r['findings']} | {_pct(r['precision'])} |")
+            print(
+                f"| {r['check']} | {r['planted']} | {r['found']} | {_pct(r['recall'])} | "
+                f"{r['findings']} | {_pct(r['precision'])} |"
+            )
         unusual = next(r for r in p["rows"] if r["check"] == "valid-but-unusual")
-        print(f"\nvalid-but-unusual images: {unusual['planted']}, reported as error: "
-              f"{len(unusual['errors'])}, as warning: {len(unusual['warnings'])} "
-              f"{unusual['warnings'] or ''}")
+        print(
+            f"\nvalid-but-unusual images: {unusual['planted']}, reported as error: "
+            f"{len(unusual['errors'])}, as warning: {len(unusual['warnings'])} "
+            f"{unusual['warnings'] or ''}"
+        )
         print(f"balance: {p['balance']}")
         for r in p["rows"]:
             if r.get("missed") or r.get("unplanted_findings"):
-                print(f"- {r['check']}: missed {r.get('missed')}; unplanted findings "
-                      f"{r.get('unplanted_findings')}")
+                print(
+                    f"- {r['check']}: missed {r.get('missed')}; unplanted findings "
+                    f"{r.get('unplanted_findings')}"
+                )
     if "speed" in results:
         s = results["speed"]
         print(f"\n### (b) cats-vs-dogs ({s['n_images']} images)\n")
         print("| tool | wall s | CPU s |")
         print("|---|---:|---:|")
-        print(f"| littlevision doctor, cold embedding cache | {s['cold_s']:.1f} | "
-              f"{s['cold_cpu_s']:.1f} |")
-        print(f"| littlevision doctor, warm (embeddings cached) | {s['warm_s']:.1f} | "
-              f"{s['warm_cpu_s']:.1f} |")
-        print(f"| littlevision doctor --quick (no model), cold | {s['quick_s']:.1f} | "
-              f"{s['quick_cpu_s']:.1f} |")
+        print(
+            f"| littlevision doctor, cold embedding cache | {s['cold_s']:.1f} | "
+            f"{s['cold_cpu_s']:.1f} |"
+        )
+        print(
+            f"| littlevision doctor, warm (embeddings cached) | {s['warm_s']:.1f} | "
+            f"{s['warm_cpu_s']:.1f} |"
+        )
+        print(
+            f"| littlevision doctor --quick (no model), cold | {s['quick_s']:.1f} | "
+            f"{s['quick_cpu_s']:.1f} |"
+        )
         cv = s["cleanvision"]
         if isinstance(cv, dict):
-            print(f"| cleanvision {cv['n_images']} images | {cv['wall_s']:.1f} | "
-                  f"{cv['cpu_s']:.1f} |")
-            print(f"\ncleanvision time / doctor time (wall, CPU): cold {s['speedup_cold']:.2f}x, "
-                  f"{s['speedup_cold_cpu']:.2f}x; warm {s['speedup_warm']:.2f}x, "
-                  f"{s['speedup_warm_cpu']:.2f}x; --quick {s['speedup_quick']:.2f}x, "
-                  f"{s['speedup_quick_cpu']:.2f}x. Backbone ONNX export (once per install, not "
-                  f"included): {s['backbone_export_s']:.1f} s; 1-minute load average before the "
-                  f"cold run {s['load_before_cold']:.1f}, before cleanvision "
-                  f"{cv['load_before']:.1f}\n")
-            print("| cleanvision issue | its images | doctor check | doctor files | --quick files |")
+            print(
+                f"| cleanvision {cv['n_images']} images | {cv['wall_s']:.1f} | {cv['cpu_s']:.1f} |"
+            )
+            print(
+                f"\ncleanvision time / doctor time (wall, CPU): cold {s['speedup_cold']:.2f}x, "
+                f"{s['speedup_cold_cpu']:.2f}x; warm {s['speedup_warm']:.2f}x, "
+                f"{s['speedup_warm_cpu']:.2f}x; --quick {s['speedup_quick']:.2f}x, "
+                f"{s['speedup_quick_cpu']:.2f}x. Backbone ONNX export (once per install, not "
+                f"included): {s['backbone_export_s']:.1f} s; 1-minute load average before the "
+                f"cold run {s['load_before_cold']:.1f}, before cleanvision "
+                f"{cv['load_before']:.1f}\n"
+            )
+            print(
+                "| cleanvision issue | its images | doctor check | doctor files | --quick files |"
+            )
             print("|---|---:|---|---:|---:|")
             for c in s["comparison"]:
-                print(f"| {c['cleanvision']} | {c['cleanvision_images']} | {c['doctor_check']} | "
-                      f"{c['doctor_files']} | {c['quick_files']} |")
+                print(
+                    f"| {c['cleanvision']} | {c['cleanvision_images']} | {c['doctor_check']} | "
+                    f"{c['doctor_files']} | {c['quick_files']} |"
+                )
             print(f"\nfound only by the doctor: {', '.join(s['only_doctor'])}")
         else:
             print(f"\ncleanvision: {cv}")
@@ -617,12 +781,16 @@ def print_tables(results: dict) -> None:
         print("| draw | found | recall | flagged | other flagged (of which also without swaps) |")
         print("|---:|---:|---:|---:|---:|")
         for r in results["label_noise"]:
-            print(f"| {r['seed']} | {r['found']}/{r['flipped']} | {_pct(r['recall'])} | "
-                  f"{r['flagged']} | {r['other_flagged']} ({r['other_also_flagged_without_flips']}) |")
+            print(
+                f"| {r['seed']} | {r['found']}/{r['flipped']} | {_pct(r['recall'])} | "
+                f"{r['flagged']} | {r['other_flagged']} ({r['other_also_flagged_without_flips']}) |"
+            )
     if "breeds" in results:
         b = results["breeds"]
-        print(f"\n### (c) cat-breeds via its CSV: {b['seconds']:.1f} s wall "
-              f"({b['cpu_seconds']:.1f} s CPU), cold embedding cache\n")
+        print(
+            f"\n### (c) cat-breeds via its CSV: {b['seconds']:.1f} s wall "
+            f"({b['cpu_seconds']:.1f} s CPU), cold embedding cache\n"
+        )
         for what, ok in b["reported"].items():
             print(f"- {what}: {'reported' if ok else 'NOT REPORTED'}")
         print(f"\nreal problems (independent scan): {b['truth']}")
@@ -639,8 +807,11 @@ def main(argv: list[str]) -> int:
     OUT.mkdir(exist_ok=True)
     cache = OUT / "doctor-cache"
     env = fresh_env(cache)
-    results: dict = {"machine": machine(), "python": sys.version.split()[0],
-                     "load_at_start": os.getloadavg()}
+    results: dict = {
+        "machine": machine(),
+        "python": sys.version.split()[0],
+        "load_at_start": os.getloadavg(),
+    }
     if "planted" in args.parts:
         shutil.rmtree(cache / "embeddings", ignore_errors=True)
         results["planted"] = planted_benchmark(env, keep=args.keep)

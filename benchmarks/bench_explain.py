@@ -104,8 +104,9 @@ def explanations_are_real(explainer, cvd: Path) -> dict:
     maps = res.heatmaps
     size = maps.shape[1]
     prior = centre_prior(size)
-    corr = np.array([np.corrcoef(m.ravel(), prior.ravel())[0, 1] if m.std() > 0 else np.nan
-                     for m in maps])
+    corr = np.array(
+        [np.corrcoef(m.ravel(), prior.ravel())[0, 1] if m.std() > 0 else np.nan for m in maps]
+    )
     centre = box_mask((0.25, 0.25, 0.75, 0.75), size)
     mass = maps.reshape(len(maps), -1).sum(1)
     centre_mass = np.where(mass > 0, maps[:, centre].sum(1) / np.maximum(mass, 1e-12), np.nan)
@@ -119,8 +120,14 @@ def explanations_are_real(explainer, cvd: Path) -> dict:
         mask = box_mask(BOXES[rel], size)
         frac = float(m[mask].sum() / max(m.sum(), 1e-12))
         peak = np.unravel_index(np.argmax(m), m.shape)
-        rows.append({"file": str(rel), "box_area": float(mask.mean()), "mass_in_box": frac,
-                     "peak_in_box": bool(mask[peak])})
+        rows.append(
+            {
+                "file": str(rel),
+                "box_area": float(mask.mean()),
+                "mass_in_box": frac,
+                "peak_in_box": bool(mask[peak]),
+            }
+        )
 
     # Model randomisation (Adebayo et al. 2018): the same images and classes, random head.
     raw = explainer.gradcam(images, y, upsample=False).heatmaps
@@ -129,8 +136,9 @@ def explanations_are_real(explainer, cvd: Path) -> dict:
     rng = np.random.default_rng(0)
     try:
         kernel, bias = saved
-        head.set_weights([rng.normal(0, kernel.std(), kernel.shape).astype(np.float32),
-                          np.zeros_like(bias)])
+        head.set_weights(
+            [rng.normal(0, kernel.std(), kernel.shape).astype(np.float32), np.zeros_like(bias)]
+        )
         rand = explainer.gradcam(images, y, upsample=False).heatmaps
     finally:
         head.set_weights(saved)
@@ -145,7 +153,9 @@ def explanations_are_real(explainer, cvd: Path) -> dict:
         "centre_quarter_mass_above_area_frac": float(np.nanmean(centre_mass > 0.25)),
         "empty_maps": int(np.sum(mass == 0)),
         "boxes": rows,
-        "boxes_mass_above_area_frac": float(np.mean([r["mass_in_box"] > r["box_area"] for r in rows])),
+        "boxes_mass_above_area_frac": float(
+            np.mean([r["mass_in_box"] > r["box_area"] for r in rows])
+        ),
         "boxes_mass_median": float(np.median([r["mass_in_box"] for r in rows])),
         "boxes_area_median": float(np.median([r["box_area"] for r in rows])),
         "boxes_pointing_game": float(np.mean([r["peak_in_box"] for r in rows])),
@@ -159,7 +169,16 @@ def explanations_are_real(explainer, cvd: Path) -> dict:
 def report_time(run_dir: Path) -> dict:
     """``littlevision report`` in a fresh process (TensorFlow import included), as a user runs it."""
     out = OUT / "explain" / "report.html"
-    cmd = [sys.executable, "-m", "littlevision.cli", "report", str(run_dir), "-o", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "littlevision.cli",
+        "report",
+        str(run_dir),
+        "-o",
+        str(out),
+        "--quiet",
+    ]
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -172,8 +191,13 @@ def report_time(run_dir: Path) -> dict:
         sys.stderr.write(proc.stdout + proc.stderr)
         raise SystemExit("report failed")
     html = out.read_text(encoding="utf-8")
-    return {"wall_s": wall, "cpu_s": cpu, "size_mb": out.stat().st_size / 1e6,
-            "n_images_embedded": html.count("<img "), "path": str(out)}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "size_mb": out.stat().st_size / 1e6,
+        "n_images_embedded": html.count("<img "),
+        "path": str(out),
+    }
 
 
 def report_in_process(bundle) -> dict:
@@ -181,8 +205,11 @@ def report_in_process(bundle) -> dict:
     from littlevision.explain.report import build_context
 
     ctx, wall, cpu = timed(build_context, bundle)
-    steps = {k: f"{v:.1f} s (CPU {ctx['report_cpu_timings'][k]:.1f} s)"
-             for k, v in ctx["report_timings"].items() if v >= 0.5}
+    steps = {
+        k: f"{v:.1f} s (CPU {ctx['report_cpu_timings'][k]:.1f} s)"
+        for k, v in ctx["report_timings"].items()
+        if v >= 0.5
+    }
     return {"wall_s": wall, "cpu_s": cpu, "steps": steps, "val_n": ctx["val_n"]}
 
 
@@ -204,8 +231,10 @@ def main(argv: list[str]) -> None:
     results["report_cli"] = report_time(run_dir)
     explainer, t_build, _ = timed(Explainer, bundle)
     results["explainer_build_s"] = t_build
-    val_files = sorted((cvd / "validation" / "cats").iterdir())[:16] + \
-        sorted((cvd / "validation" / "dogs").iterdir())[:16]
+    val_files = (
+        sorted((cvd / "validation" / "cats").iterdir())[:16]
+        + sorted((cvd / "validation" / "dogs").iterdir())[:16]
+    )
     results["gradcam"] = gradcam_speed(explainer, val_files)
     get_explainer(bundle)  # warm, as after training
     results["report_in_process"] = report_in_process(bundle)
@@ -213,29 +242,54 @@ def main(argv: list[str]) -> None:
     results["load_avg_end"] = os.getloadavg()
     (OUT / "explain.json").write_text(json.dumps(results, indent=2, default=str))
 
-    g, s, r, rp = results["gradcam"], results["sanity"], results["report_cli"], results["report_in_process"]
-    print(f"load average {results['load_avg_start'][0]:.1f} -> {results['load_avg_end'][0]:.1f} "
-          f"on {results['machine']}\n")
+    g, s, r, rp = (
+        results["gradcam"],
+        results["sanity"],
+        results["report_cli"],
+        results["report_in_process"],
+    )
+    print(
+        f"load average {results['load_avg_start'][0]:.1f} -> {results['load_avg_end'][0]:.1f} "
+        f"on {results['machine']}\n"
+    )
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| Grad-CAM, batch of 32 (lite0, 224 px) | {g['batch32_s_per_image'] * 1000:.0f} ms/image "
-          f"(CPU {g['batch32_cpu_s_per_image'] * 1000:.0f} ms) | <= 1 s |")
-    print(f"| gradcam_overlay, one image incl. PNG | {g['overlay_png_s_per_image'] * 1000:.0f} ms "
-          f"(CPU {g['overlay_png_cpu_s_per_image'] * 1000:.0f} ms) | <= 1 s |")
-    print(f"| Explainer build (load model.keras) + first call | {results['explainer_build_s']:.1f} s "
-          f"+ {g['first_call_s']:.1f} s | once per model |")
-    print(f"| `littlevision report` ({rp['val_n']} validation images, fresh process) | "
-          f"{r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f} s), {r['size_mb']:.1f} MB | <= 60 s |")
-    print(f"| write_report in process (as after train) | {rp['wall_s']:.1f} s (CPU {rp['cpu_s']:.1f} s) | <= 60 s |")
-    print(f"| Grad-CAM vs centre prior: median correlation ({s['n_images']} images) | "
-          f"{s['centre_prior_corr_median']:.2f}, > 0 for {100 * s['centre_prior_corr_positive_frac']:.0f}% | > 0 for most |")
-    print(f"| mass in the central quarter of the image | median {100 * s['centre_quarter_mass_median']:.0f}%, "
-          f"> 25% for {100 * s['centre_quarter_mass_above_area_frac']:.0f}% | > area for most |")
-    print(f"| mass inside hand-drawn animal boxes ({len(s['boxes'])} photos) | median "
-          f"{100 * s['boxes_mass_median']:.0f}% (box area {100 * s['boxes_area_median']:.0f}%), "
-          f"> area for {100 * s['boxes_mass_above_area_frac']:.0f}% | > area for most |")
+    print(
+        f"| Grad-CAM, batch of 32 (lite0, 224 px) | {g['batch32_s_per_image'] * 1000:.0f} ms/image "
+        f"(CPU {g['batch32_cpu_s_per_image'] * 1000:.0f} ms) | <= 1 s |"
+    )
+    print(
+        f"| gradcam_overlay, one image incl. PNG | {g['overlay_png_s_per_image'] * 1000:.0f} ms "
+        f"(CPU {g['overlay_png_cpu_s_per_image'] * 1000:.0f} ms) | <= 1 s |"
+    )
+    print(
+        f"| Explainer build (load model.keras) + first call | {results['explainer_build_s']:.1f} s "
+        f"+ {g['first_call_s']:.1f} s | once per model |"
+    )
+    print(
+        f"| `littlevision report` ({rp['val_n']} validation images, fresh process) | "
+        f"{r['wall_s']:.1f} s (CPU {r['cpu_s']:.1f} s), {r['size_mb']:.1f} MB | <= 60 s |"
+    )
+    print(
+        f"| write_report in process (as after train) | {rp['wall_s']:.1f} s (CPU {rp['cpu_s']:.1f} s) | <= 60 s |"
+    )
+    print(
+        f"| Grad-CAM vs centre prior: median correlation ({s['n_images']} images) | "
+        f"{s['centre_prior_corr_median']:.2f}, > 0 for {100 * s['centre_prior_corr_positive_frac']:.0f}% | > 0 for most |"
+    )
+    print(
+        f"| mass in the central quarter of the image | median {100 * s['centre_quarter_mass_median']:.0f}%, "
+        f"> 25% for {100 * s['centre_quarter_mass_above_area_frac']:.0f}% | > area for most |"
+    )
+    print(
+        f"| mass inside hand-drawn animal boxes ({len(s['boxes'])} photos) | median "
+        f"{100 * s['boxes_mass_median']:.0f}% (box area {100 * s['boxes_area_median']:.0f}%), "
+        f"> area for {100 * s['boxes_mass_above_area_frac']:.0f}% | > area for most |"
+    )
     print(f"| peak inside the box (pointing game) | {100 * s['boxes_pointing_game']:.0f}% | |")
-    print(f"| randomised head vs trained: Spearman rho | median {s['randomised_head_spearman_median']:.2f}, "
-          f"mean abs {s['randomised_head_spearman_mean_abs']:.2f} | far from 1 |")
+    print(
+        f"| randomised head vs trained: Spearman rho | median {s['randomised_head_spearman_median']:.2f}, "
+        f"mean abs {s['randomised_head_spearman_mean_abs']:.2f} | far from 1 |"
+    )
     for step, text in rp["steps"].items():
         print(f"| report step: {step} | {text} | |")
 

@@ -132,8 +132,22 @@ def real_bundle(env: dict) -> Path:
         (data / cls).mkdir(parents=True, exist_ok=True)
         for f in sorted((DATASETS / "cats-vs-dogs" / "train" / cls).iterdir())[:20]:
             shutil.copy2(f, data / cls / f.name)
-    subprocess.run([sys.executable, "-m", "littlevision.cli", "train", str(data), "-o", str(run),
-                    "--quiet", "--no-report"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "littlevision.cli",
+            "train",
+            str(data),
+            "-o",
+            str(run),
+            "--quiet",
+            "--no-report",
+        ],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return run
 
 
@@ -147,19 +161,30 @@ def tiny_bundle() -> Path:
     run.mkdir(parents=True, exist_ok=True)
     weights = np.array([[4.0, -4.0], [0.0, 0.0], [-4.0, 4.0]], np.float32) / 255.0
     graph = helper.make_graph(
-        [helper.make_node("Cast", ["image"], ["px"], to=TensorProto.FLOAT),
-         helper.make_node("ReduceMean", ["px"], ["m"], axes=[1, 2], keepdims=0),
-         helper.make_node("MatMul", ["m", "W"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
-        "tiny", [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 64, 64, 3])],
+        [
+            helper.make_node("Cast", ["image"], ["px"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["px"], ["m"], axes=[1, 2], keepdims=0),
+            helper.make_node("MatMul", ["m", "W"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", 64, 64, 3])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 2])],
-        initializer=[numpy_helper.from_array(weights, "W")])
+        initializer=[numpy_helper.from_array(weights, "W")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     (run / "model.onnx").write_bytes(model.SerializeToString())
     write_json(run / "labels.json", ["cats", "dogs"])
-    write_json(run / "card.json", {"name": "tiny", "image_size": 64, "backbone": "none",
-                                   "model_version": file_sha256(run / "model.onnx")[:12]})
+    write_json(
+        run / "card.json",
+        {
+            "name": "tiny",
+            "image_size": 64,
+            "backbone": "none",
+            "model_version": file_sha256(run / "model.onnx")[:12],
+        },
+    )
     write_json(run / "metrics.json", {"accuracy": 0.5})
     return run
 
@@ -189,8 +214,12 @@ def bench_batch(run: Path, tiny: Path, files: list[Path], n_stream: int) -> dict
     wall = time.perf_counter() - t0
     c1 = os.times()
     cpu = (c1.user - c0.user) + (c1.system - c0.system)
-    res["local"] = {"img_s": len(files) / wall, "wall_s": wall, "cpu_s_per_img": cpu / len(files),
-                    "peak_rss_mb": mem.peak_rss / 2**20}
+    res["local"] = {
+        "img_s": len(files) / wall,
+        "wall_s": wall,
+        "cpu_s_per_img": cpu / len(files),
+        "peak_rss_mb": mem.peak_rss / 2**20,
+    }
     del predictor
 
     t0 = time.perf_counter()
@@ -198,16 +227,21 @@ def bench_batch(run: Path, tiny: Path, files: list[Path], n_stream: int) -> dict
         res["ray_start_s"] = time.perf_counter() - t0
         with TreeSampler() as mem:
             summary = predict_files(bundle, files, OUT / "ray.csv", batch_size=32)
-        res["ray"] = {"img_s": summary.images_per_s, "wall_s": summary.seconds,
-                      "cpu_s_per_img": mem.cpu_s / len(files), "peak_rss_mb": mem.peak_rss / 2**20,
-                      "num_actors": summary.num_actors,
-                      "threads_per_actor": summary.threads_per_actor}
+        res["ray"] = {
+            "img_s": summary.images_per_s,
+            "wall_s": summary.seconds,
+            "cpu_s_per_img": mem.cpu_s / len(files),
+            "peak_rss_mb": mem.peak_rss / 2**20,
+            "num_actors": summary.num_actors,
+            "threads_per_actor": summary.threads_per_actor,
+        }
         paths, labels, probs = read_csv(OUT / "ray.csv", bundle.labels)
         res["parity"] = {
             "same_rows": paths == [str(p) for p in local.paths],
             "identical_labels": labels == local.predicted,
             "max_abs_prob_diff": float(np.abs(probs - local.probabilities).max()),
-            "n_failures_local": len(local.failures), "n_failures_ray": len(summary.failures),
+            "n_failures_local": len(local.failures),
+            "n_failures_ray": len(summary.failures),
         }
         res["throughput_ratio"] = res["ray"]["img_s"] / res["local"]["img_s"]
         res["cpu_ratio"] = res["local"]["cpu_s_per_img"] / res["ray"]["cpu_s_per_img"]
@@ -220,8 +254,12 @@ def bench_batch(run: Path, tiny: Path, files: list[Path], n_stream: int) -> dict
                 s = predict_files(tiny, many, OUT / f"tiny-{n}.csv", batch_size=64)
             with open(OUT / f"tiny-{n}.csv", encoding="utf-8") as f:
                 rows = sum(1 for _ in f) - 1
-            stream[n] = {"peak_rss_mb": mem.peak_rss / 2**20, "img_s": s.images_per_s,
-                         "rows": rows, "cpu_s_per_img": mem.cpu_s / n}
+            stream[n] = {
+                "peak_rss_mb": mem.peak_rss / 2**20,
+                "img_s": s.images_per_s,
+                "rows": rows,
+                "cpu_s_per_img": mem.cpu_s / n,
+            }
         res["stream"] = stream
     res["load_avg_end"] = load_average()
     return res
@@ -238,12 +276,20 @@ def free_port() -> int:
 
 def png_bomb() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def bad_requests(photo: bytes) -> dict[str, dict]:
@@ -252,8 +298,10 @@ def bad_requests(photo: bytes) -> dict[str, dict]:
     rng = np.random.default_rng(0)
     return {
         "empty": {"content": b"", "headers": jpeg},
-        "random_bytes": {"content": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
-                         "headers": jpeg},
+        "random_bytes": {
+            "content": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+            "headers": jpeg,
+        },
         "text": {"content": b"hello, I am not an image\n" * 10, "headers": jpeg},
         "truncated_jpeg": {"content": photo[: len(photo) // 2], "headers": jpeg},
         "jpeg_header_only": {"content": photo[:200], "headers": jpeg},
@@ -294,24 +342,50 @@ def probe_service(url: str, photos: list[bytes], bad: dict[str, dict]) -> dict:
         jobs = photos * 8
         t0 = time.perf_counter()
         with ThreadPoolExecutor(8) as pool:
-            codes = list(pool.map(lambda d: client.post(
-                "/v1/predict", content=d, headers={"Content-Type": "image/jpeg"}).status_code, jobs))
+            codes = list(
+                pool.map(
+                    lambda d: (
+                        client.post(
+                            "/v1/predict", content=d, headers={"Content-Type": "image/jpeg"}
+                        ).status_code
+                    ),
+                    jobs,
+                )
+            )
         wall = time.perf_counter() - t0
-    return {"answers": answers, "bad_statuses": statuses,
-            "concurrent": {"n": len(jobs), "ok": codes.count(200), "req_s": len(jobs) / wall}}
+    return {
+        "answers": answers,
+        "bad_statuses": statuses,
+        "concurrent": {"n": len(jobs), "ok": codes.count(200), "req_s": len(jobs) / wall},
+    }
 
 
 def bench_serve(run: Path) -> dict:
     from littlevision.scale import ray_session, serve_ray
     from littlevision.serving import ServeSettings
 
-    photos = [p.read_bytes() for cls in ("cats", "dogs")
-              for p in sorted((DATASETS / "cats-vs-dogs" / "validation" / cls).iterdir())[:3]]
+    photos = [
+        p.read_bytes()
+        for cls in ("cats", "dogs")
+        for p in sorted((DATASETS / "cats-vs-dogs" / "validation" / cls).iterdir())[:3]
+    ]
     bad = bad_requests(photos[0])
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "littlevision.serving.cli", str(run), "--port",
-                             str(port), "--watch-interval-s", "0", "--no-access-log",
-                             "--log-level", "warning"])
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "littlevision.serving.cli",
+            str(run),
+            "--port",
+            str(port),
+            "--watch-interval-s",
+            "0",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}")
         plain = probe_service(f"http://127.0.0.1:{port}", photos, bad)
@@ -320,8 +394,14 @@ def bench_serve(run: Path) -> dict:
         proc.wait(30)
     with ray_session(num_cpus=2):
         t0 = time.perf_counter()
-        service = serve_ray(run, 1, port=free_port(), blocking=False, cpus_per_replica=2,
-                            settings=ServeSettings(watch_interval_s=0))
+        service = serve_ray(
+            run,
+            1,
+            port=free_port(),
+            blocking=False,
+            cpus_per_replica=2,
+            settings=ServeSettings(watch_interval_s=0),
+        )
         start_s = time.perf_counter() - t0
         try:
             on_ray = probe_service(service.url, photos, bad)
@@ -334,16 +414,21 @@ def bench_serve(run: Path) -> dict:
     same_labels = True
     for a, b in zip(plain["answers"], on_ray["answers"], strict=True):
         same_labels &= a.get("label") == b.get("label")
-        diffs.append(max(abs(a["probabilities"][k] - b["probabilities"][k])
-                         for k in a["probabilities"]))
+        diffs.append(
+            max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in a["probabilities"])
+        )
     return {
-        "ray_serve_start_s": start_s, "n_photos": len(photos), "same_labels": same_labels,
+        "ray_serve_start_s": start_s,
+        "n_photos": len(photos),
+        "same_labels": same_labels,
         "max_abs_prob_diff": max(diffs),
-        "bad_statuses_plain": plain["bad_statuses"], "bad_statuses_ray": on_ray["bad_statuses"],
+        "bad_statuses_plain": plain["bad_statuses"],
+        "bad_statuses_ray": on_ray["bad_statuses"],
         "same_bad_statuses": plain["bad_statuses"] == on_ray["bad_statuses"],
         "n_5xx_ray": sum(s >= 500 for s in on_ray["bad_statuses"].values()),
         "n_5xx_plain": sum(s >= 500 for s in plain["bad_statuses"].values()),
-        "concurrent_plain": plain["concurrent"], "concurrent_ray": on_ray["concurrent"],
+        "concurrent_plain": plain["concurrent"],
+        "concurrent_ray": on_ray["concurrent"],
     }
 
 
@@ -351,7 +436,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--run", type=Path, help="A run folder to use (default: train a small one).")
     p.add_argument("--stream", type=int, default=20_000, help="Paths in the streaming run.")
-    p.add_argument("--limit", type=int, default=None, help="Use only this many photos (smoke test).")
+    p.add_argument(
+        "--limit", type=int, default=None, help="Use only this many photos (smoke test)."
+    )
     p.add_argument("--skip-serve", action="store_true")
     args = p.parse_args()
     try:
@@ -365,9 +452,12 @@ def main() -> None:
     os.environ.setdefault("LITTLEVISION_CACHE", str(REPO / ".bench" / "cache"))
     run = args.run or real_bundle(dict(os.environ))
     files = sorted(cvd.rglob("*.jpg"))[: args.limit]
-    results = {"machine": f"{os.cpu_count()} cores", "python": sys.version.split()[0],
-               "ray": __import__("ray").__version__,
-               "batch": bench_batch(run, tiny_bundle(), files, args.stream)}
+    results = {
+        "machine": f"{os.cpu_count()} cores",
+        "python": sys.version.split()[0],
+        "ray": __import__("ray").__version__,
+        "batch": bench_batch(run, tiny_bundle(), files, args.stream),
+    }
     if not args.skip_serve:
         results["serve"] = bench_serve(run)
     (OUT / "ray.json").write_text(json.dumps(results, indent=2, default=str))
@@ -377,32 +467,50 @@ def main() -> None:
 def report(r: dict) -> None:
     b = r["batch"]
     lo, ra, par = b["local"], b["ray"], b["parity"]
-    print(f"load average {b['load_avg_start']:.1f} -> {b['load_avg_end']:.1f} on "
-          f"{r['machine']}; Ray {r['ray']}; local Ray start-up {b['ray_start_s']:.1f} s\n")
+    print(
+        f"load average {b['load_avg_start']:.1f} -> {b['load_avg_end']:.1f} on "
+        f"{r['machine']}; Ray {r['ray']}; local Ray start-up {b['ray_start_s']:.1f} s\n"
+    )
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| same predictions on {b['n_images']} images | rows {par['same_rows']}, labels "
-          f"{par['identical_labels']}, max prob diff {par['max_abs_prob_diff']:.1e} | identical, "
-          "<= 1e-5 |")
-    print(f"| local in-process predict | {lo['img_s']:.1f} img/s, {1000 * lo['cpu_s_per_img']:.1f}"
-          f" CPU-ms/img | |")
-    print(f"| Ray Data predict ({ra['num_actors']} actors x {ra['threads_per_actor']} thread) | "
-          f"{ra['img_s']:.1f} img/s, {1000 * ra['cpu_s_per_img']:.1f} CPU-ms/img | |")
+    print(
+        f"| same predictions on {b['n_images']} images | rows {par['same_rows']}, labels "
+        f"{par['identical_labels']}, max prob diff {par['max_abs_prob_diff']:.1e} | identical, "
+        "<= 1e-5 |"
+    )
+    print(
+        f"| local in-process predict | {lo['img_s']:.1f} img/s, {1000 * lo['cpu_s_per_img']:.1f}"
+        f" CPU-ms/img | |"
+    )
+    print(
+        f"| Ray Data predict ({ra['num_actors']} actors x {ra['threads_per_actor']} thread) | "
+        f"{ra['img_s']:.1f} img/s, {1000 * ra['cpu_s_per_img']:.1f} CPU-ms/img | |"
+    )
     print(f"| Ray / local throughput (wall) | {100 * b['throughput_ratio']:.0f}% | >= 80% |")
     print(f"| Ray / local work per image (CPU) | {100 * b['cpu_ratio']:.0f}% | |")
-    print(f"| peak RSS, local / Ray (all processes) | {lo['peak_rss_mb']:.0f} / "
-          f"{ra['peak_rss_mb']:.0f} MB | |")
+    print(
+        f"| peak RSS, local / Ray (all processes) | {lo['peak_rss_mb']:.0f} / "
+        f"{ra['peak_rss_mb']:.0f} MB | |"
+    )
     for n, s in b["stream"].items():
-        print(f"| stream {n} paths (64 px model): peak RSS, rows | {s['peak_rss_mb']:.0f} MB, "
-              f"{s['rows']} rows, {s['img_s']:.0f} img/s | flat in N |")
+        print(
+            f"| stream {n} paths (64 px model): peak RSS, rows | {s['peak_rss_mb']:.0f} MB, "
+            f"{s['rows']} rows, {s['img_s']:.0f} img/s | flat in N |"
+        )
     if "serve" in r:
         s = r["serve"]
-        print(f"| Ray Serve vs serve on {s['n_photos']} photos | labels {s['same_labels']}, max "
-              f"prob diff {s['max_abs_prob_diff']:.1e} | same |")
-        print(f"| bad uploads ({len(s['bad_statuses_ray'])}): same status codes, 5xx | "
-              f"{s['same_bad_statuses']}, {s['n_5xx_ray']} | same, 0 |")
+        print(
+            f"| Ray Serve vs serve on {s['n_photos']} photos | labels {s['same_labels']}, max "
+            f"prob diff {s['max_abs_prob_diff']:.1e} | same |"
+        )
+        print(
+            f"| bad uploads ({len(s['bad_statuses_ray'])}): same status codes, 5xx | "
+            f"{s['same_bad_statuses']}, {s['n_5xx_ray']} | same, 0 |"
+        )
         cp, cr = s["concurrent_plain"], s["concurrent_ray"]
-        print(f"| 48 requests, 8 clients: serve / Ray Serve | {cp['req_s']:.1f} / "
-              f"{cr['req_s']:.1f} req/s ({cp['ok']}/{cr['ok']} ok) | |")
+        print(
+            f"| 48 requests, 8 clients: serve / Ray Serve | {cp['req_s']:.1f} / "
+            f"{cr['req_s']:.1f} req/s ({cp['ok']}/{cr['ok']} ok) | |"
+        )
         print(f"| Ray Serve start-up (1 replica) | {s['ray_serve_start_s']:.1f} s | |")
 
 

@@ -45,8 +45,13 @@ def run(cmd: list[str], env: dict) -> dict:
     """Run a command; wall and CPU seconds, with the 1-minute load average before and after."""
     load0, cpu0, t0 = _load(), _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    out = {"wall_s": time.perf_counter() - t0, "cpu_s": _children_cpu() - cpu0,
-           "load_before": load0, "load_after": _load(), "stdout": proc.stdout[-4000:]}
+    out = {
+        "wall_s": time.perf_counter() - t0,
+        "cpu_s": _children_cpu() - cpu0,
+        "load_before": load0,
+        "load_after": _load(),
+        "stdout": proc.stdout[-4000:],
+    }
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"failed: {' '.join(cmd)}")
@@ -105,14 +110,20 @@ def _last_json(stdout: str) -> dict:
 def bench_naive(env: dict, results: dict) -> None:
     for where in ("model", "map"):
         r = run([sys.executable, "-c", NAIVE, str(DATASETS / "cats-vs-dogs"), where], env)
-        results[f"naive_{where}"] = {**_last_json(r["stdout"]), "load_before": r["load_before"],
-                                     "load_after": r["load_after"]}
+        results[f"naive_{where}"] = {
+            **_last_json(r["stdout"]),
+            "load_before": r["load_before"],
+            "load_after": r["load_after"],
+        }
 
 
 def bench_fast(env: dict, results: dict) -> None:
     r = run([sys.executable, "-c", FAST, str(DATASETS / "cats-vs-dogs"), str(OUT / "fast")], env)
-    results["fast"] = {**_last_json(r["stdout"]), "load_before": r["load_before"],
-                       "load_after": r["load_after"]}
+    results["fast"] = {
+        **_last_json(r["stdout"]),
+        "load_before": r["load_before"],
+        "load_after": r["load_after"],
+    }
 
 
 def bench_compare(env: dict, results: dict, name: str, data: Path) -> None:
@@ -129,20 +140,37 @@ def bench_compare(env: dict, results: dict, name: str, data: Path) -> None:
         from littlevision.metrics import top_confusions
 
         rows[row["recipe"]] = {
-            **{k: row[k] for k in ("accuracy", "log_loss", "train_s", "images_per_s", "model_mb",
-                                   "image_size", "backbone")},
+            **{
+                k: row[k]
+                for k in (
+                    "accuracy",
+                    "log_loss",
+                    "train_s",
+                    "images_per_s",
+                    "model_mb",
+                    "image_size",
+                    "backbone",
+                )
+            },
             "timings": card["timings"],
             "epochs_run": card["recipe_info"].get("epochs_run"),
             "best_epoch": card["recipe_info"].get("best_epoch"),
             "n_cached": card["recipe_info"].get("n_cached"),  # bottleneck: embeddings reused
-            "epoch_wall_s": history.get("seconds"), "epoch_cpu_s": history.get("cpu_seconds"),
+            "epoch_wall_s": history.get("seconds"),
+            "epoch_cpu_s": history.get("cpu_seconds"),
             "val_accuracy_curve": history.get("val_accuracy"),
             "top_confusions": top_confusions(metrics, 5),
-            "n_train": card["data"]["n_train"], "n_val": card["data"]["n_val"],
+            "n_train": card["data"]["n_train"],
+            "n_val": card["data"]["n_val"],
         }
-    results[name] = {"wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "load_before": r["load_before"],
-                     "load_after": r["load_after"], "rows": rows,
-                     "markdown": (folder / "compare.md").read_text()}
+    results[name] = {
+        "wall_s": r["wall_s"],
+        "cpu_s": r["cpu_s"],
+        "load_before": r["load_before"],
+        "load_after": r["load_after"],
+        "rows": rows,
+        "markdown": (folder / "compare.md").read_text(),
+    }
 
 
 def _mean(xs, skip_first: bool = True) -> float:
@@ -155,41 +183,55 @@ def _mean(xs, skip_first: bool = True) -> float:
 def report(results: dict) -> None:
     print(f"machine: {results['machine']}; load averages are 1-minute, before/after each step\n")
     if any(k in results for k in ("naive_model", "naive_map", "fast")):
-        print("| cats-vs-dogs, tutorial convnet, 2000 images/epoch | wall s/epoch | CPU s/epoch | load |")
+        print(
+            "| cats-vs-dogs, tutorial convnet, 2000 images/epoch | wall s/epoch | CPU s/epoch | load |"
+        )
         print("|---|---|---|---|")
-        for where, how in (("model", "random layers in the model"),
-                           ("map", "random layers in dataset.map")):
+        for where, how in (
+            ("model", "random layers in the model"),
+            ("map", "random layers in dataset.map"),
+        ):
             if f"naive_{where}" in results:
                 n = results[f"naive_{where}"]
-                print(f"| naive Keras 3: decode every epoch + 5 random layers ({how}), preview "
-                      f"augmentation | {n['epoch_wall_s'][-1]:.1f} | {n['epoch_cpu_s'][-1]:.1f} "
-                      f"| {n['load_before']}/{n['load_after']} |")
+                print(
+                    f"| naive Keras 3: decode every epoch + 5 random layers ({how}), preview "
+                    f"augmentation | {n['epoch_wall_s'][-1]:.1f} | {n['epoch_cpu_s'][-1]:.1f} "
+                    f"| {n['load_before']}/{n['load_after']} |"
+                )
         for aug in ("preview", "tutorial"):
             if aug in results.get("fast", {}):
                 f = results["fast"][aug]
-                print(f"| littlevision scratch ({aug} augmentation, decoded once, fused transform) "
-                      f"| {f['epoch_wall_s'][-1]:.1f} | {f['epoch_cpu_s'][-1]:.1f} "
-                      f"| {results['fast']['load_before']}/{results['fast']['load_after']} |")
+                print(
+                    f"| littlevision scratch ({aug} augmentation, decoded once, fused transform) "
+                    f"| {f['epoch_wall_s'][-1]:.1f} | {f['epoch_cpu_s'][-1]:.1f} "
+                    f"| {results['fast']['load_before']}/{results['fast']['load_after']} |"
+                )
         print()
     for name, title in (("cvd", "cats-vs-dogs"), ("breeds", "cat-breeds")):
         if name not in results:
             continue
         c = results[name]
-        print(f"### compare on {title}: {c['wall_s'] / 60:.1f} min wall, {c['cpu_s'] / 60:.1f} min "
-              f"CPU, load {c['load_before']}/{c['load_after']}\n")
+        print(
+            f"### compare on {title}: {c['wall_s'] / 60:.1f} min wall, {c['cpu_s'] / 60:.1f} min "
+            f"CPU, load {c['load_before']}/{c['load_after']}\n"
+        )
         print(c["markdown"])
         for recipe, row in c["rows"].items():
             extra = ""
             if row.get("epoch_wall_s"):
-                extra = (f"; {row['epochs_run']} epochs, {_mean(row['epoch_wall_s']):.1f} s/epoch "
-                         f"wall, {_mean(row['epoch_cpu_s']):.1f} s/epoch CPU")
+                extra = (
+                    f"; {row['epochs_run']} epochs, {_mean(row['epoch_wall_s']):.1f} s/epoch "
+                    f"wall, {_mean(row['epoch_cpu_s']):.1f} s/epoch CPU"
+                )
             if row.get("best_epoch") is not None:
                 extra += f", best epoch {row['best_epoch']}"
             if row.get("n_cached"):
                 extra += f"; {row['n_cached']} embeddings were already cached"
             conf = ", ".join(f"{t} as {p} x{n}" for t, p, n in row["top_confusions"][:3])
-            print(f"- {recipe}: {100 * row['accuracy']:.2f}%, log-loss {row['log_loss']:.3f}, "
-                  f"{row['train_s']:.0f} s{extra}; top confusions: {conf or 'none'}")
+            print(
+                f"- {recipe}: {100 * row['accuracy']:.2f}%, log-loss {row['log_loss']:.3f}, "
+                f"{row['train_s']:.0f} s{extra}; top confusions: {conf or 'none'}"
+            )
         print()
 
 
@@ -201,8 +243,10 @@ def main(argv: list[str]) -> None:
     env = {**os.environ, "LITTLEVISION_CACHE": str(REPO / ".bench" / "cache")}
     path = OUT / "recipes.json"
     results = json.loads(path.read_text()) if path.is_file() else {}
-    results["machine"] = (f"{os.cpu_count()} cores {platform.machine()}, "
-                          f"{platform.processor() or platform.system()}, shared with other work")
+    results["machine"] = (
+        f"{os.cpu_count()} cores {platform.machine()}, "
+        f"{platform.processor() or platform.system()}, shared with other work"
+    )
     for step in steps:
         if step == "naive":
             bench_naive(env, results)

@@ -88,7 +88,9 @@ class Ceiling:
         bundle = Bundle.load(run_dir)
         # ONNX Runtime's default session (threads spin between calls) and littlevision's (they
         # sleep), on every core: on a busy machine either can be faster; the ceiling is the best.
-        self.sessions = [make_session(bundle.onnx_path, allow_spinning=spin) for spin in (True, False)]
+        self.sessions = [
+            make_session(bundle.onnx_path, allow_spinning=spin) for spin in (True, False)
+        ]
         self.size = bundle.image_size
         self.backbone = bundle.card.get("backbone")
         t0 = time.perf_counter()
@@ -202,8 +204,10 @@ class RawHttpClient:
         """Send one request, read the whole answer, return its status."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: {content_type}"
-                f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: {content_type}"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body)
         lines = (await self.reader.readuntil(b"\r\n\r\n")).split(b"\r\n")
         status = int(lines[0].split()[1])
@@ -242,8 +246,9 @@ async def closed_loop(
 
     cpu0, t0 = time.process_time(), time.perf_counter()
     try:
-        await asyncio.wait_for(asyncio.gather(*(worker(k) for k in range(concurrency))),
-                               seconds + 60)
+        await asyncio.wait_for(
+            asyncio.gather(*(worker(k) for k in range(concurrency))), seconds + 60
+        )
     finally:
         for c in clients:
             await c.close()

@@ -6,7 +6,9 @@ import importlib
 from collections.abc import Callable
 
 
-def lazy_exports(package: str, namespace: dict, exports: dict[str, str]) -> tuple[Callable, Callable]:
+def lazy_exports(
+    package: str, namespace: dict, exports: dict[str, str]
+) -> tuple[Callable, Callable]:
     """Return ``(__getattr__, __dir__)`` for ``package``, importing each name on first use.
 
     Args:

@@ -81,7 +81,9 @@ class Bundle:
         except (OSError, ValueError) as e:
             raise UserError(f"The run folder '{path}' is damaged: {e}.") from None
         if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
-            raise UserError(f"The run folder '{path}' is damaged: labels.json is not a list of names.")
+            raise UserError(
+                f"The run folder '{path}' is damaged: labels.json is not a list of names."
+            )
         if not isinstance(card, dict) or "image_size" not in card:
             raise UserError(f"The run folder '{path}' is damaged: card.json has no image_size.")
         return cls(path=path, labels=labels, card=card, metrics=metrics)

@@ -30,9 +30,13 @@ from rich.table import Table
 from littlevision.errors import UserError
 from littlevision.progress import NULL, Reporter, Stage
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Image classifiers from very little data: cleaned, trained, explained and "
-                       "served live, on a CPU.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Image classifiers from very little data: cleaned, trained, explained and "
+    "served live, on a CPU.",
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -55,9 +59,16 @@ class RichReporter(Reporter):
     """Progress bars on stderr, one line per step, with ETA."""
 
     def __init__(self) -> None:
-        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description:<28}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                                 console=console, transient=False)
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
 
     def __enter__(self) -> RichReporter:
         self.progress.start()
@@ -110,7 +121,9 @@ def _print_metrics_table(metrics: dict, title: str) -> None:
     for col in ("class", "precision", "recall", "f1", "n"):
         table.add_column(col, justify="right" if col != "class" else "left")
     for name, m in metrics.get("per_class", {}).items():
-        table.add_row(name, _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), str(m["support"]))
+        table.add_row(
+            name, _pct(m["precision"]), _pct(m["recall"]), _pct(m["f1"]), str(m["support"])
+        )
     out.print(table)
 
 
@@ -127,19 +140,42 @@ def _print_skipped(skipped: list[dict], limit: int = 5) -> None:
 @app.command()
 @friendly
 def train(
-    data: Annotated[Path, typer.Argument(help="Class folders (or the tutorial's train/ + validation/), or the images folder of --labels.")],
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Class folders (or the tutorial's train/ + validation/), or the images folder of --labels."
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")],
-    labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
-    recipe: Annotated[str, typer.Option(help="bottleneck (default), scratch, finetune or auto.")] = "bottleneck",
-    val_split: Annotated[float, typer.Option(help="Validation fraction when the data has no split.")] = 0.2,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
+    ] = None,
+    recipe: Annotated[
+        str, typer.Option(help="bottleneck (default), scratch, finetune or auto.")
+    ] = "bottleneck",
+    val_split: Annotated[
+        float, typer.Option(help="Validation fraction when the data has no split.")
+    ] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed for the split and the training.")] = 0,
-    image_size: Annotated[int | None, typer.Option(help="Input side in pixels (default: the recipe's).")] = None,
-    backbone: Annotated[str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")] = "lite0",
-    epochs: Annotated[int | None, typer.Option(help="Epochs, for recipes that train by epochs.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in --output.")] = False,
+    image_size: Annotated[
+        int | None, typer.Option(help="Input side in pixels (default: the recipe's).")
+    ] = None,
+    backbone: Annotated[
+        str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")
+    ] = "lite0",
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs, for recipes that train by epochs.")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run in --output.")
+    ] = False,
     report: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
-    engine: Annotated[str, typer.Option(help="local, or ray: embed the images on a Ray cluster first.")] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray cluster to join (with --engine ray).")] = None,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: embed the images on a Ray cluster first.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (with --engine ray).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier and write its bundle (model, ONNX, labels, metrics, card)."""
@@ -151,8 +187,9 @@ def train(
     if not quiet:
         console.print(f"data: {dataset!r}", highlight=False)
         _print_load_report(dataset)
-    config = TrainConfig(recipe=recipe, val_split=val_split, seed=seed, image_size=image_size,
-                         backbone=backbone)
+    config = TrainConfig(
+        recipe=recipe, val_split=val_split, seed=seed, image_size=image_size, backbone=backbone
+    )
     extra = {}
     if epochs is not None:
         extra["epochs"] = epochs
@@ -166,21 +203,30 @@ def train(
             from littlevision.scale import embed_paths_ray
 
             for flip in (False, True):
-                embed_paths_ray({"backbone": backbone, "image_size": image_size}, dataset.paths,
-                                flip=flip, address=address, reporter=rep)
+                embed_paths_ray(
+                    {"backbone": backbone, "image_size": image_size},
+                    dataset.paths,
+                    flip=flip,
+                    address=address,
+                    reporter=rep,
+                )
         bundle = train_fn(dataset, output, config, reporter=rep, **extra)
         if report:
             _write_report(bundle, rep)
     m = bundle.metrics
     card = bundle.card
-    out.print(f"[bold green]trained[/] {card['recipe']} on {card['data']['n_train']} images, "
-              f"validated on {m['n']}: accuracy [bold]{_pct(m['accuracy'])}[/], "
-              f"log-loss {m['log_loss']:.3f} in {card['timings'].get('total_s', 0):.1f} s")
+    out.print(
+        f"[bold green]trained[/] {card['recipe']} on {card['data']['n_train']} images, "
+        f"validated on {m['n']}: accuracy [bold]{_pct(m['accuracy'])}[/], "
+        f"log-loss {m['log_loss']:.3f} in {card['timings'].get('total_s', 0):.1f} s"
+    )
     if not quiet:
         _print_metrics_table(m, "validation")
     _print_skipped(card["data"]["skipped"])
-    out.print(f"bundle: {bundle.path}  (next: littlevision predict {bundle.path} PHOTOS -o predictions.csv)",
-              highlight=False)
+    out.print(
+        f"bundle: {bundle.path}  (next: littlevision predict {bundle.path} PHOTOS -o predictions.csv)",
+        highlight=False,
+    )
 
 
 def _print_load_report(dataset) -> None:
@@ -208,7 +254,9 @@ def _write_report(bundle, reporter) -> None:
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
     data: Annotated[Path, typer.Argument(help="Labelled images: class folders, or with --labels.")],
-    labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
+    labels: Annotated[
+        Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     quiet: Quiet = False,
 ) -> None:
@@ -224,13 +272,17 @@ def evaluate(
     if as_json:
         sys.stdout.write(json.dumps(metrics) + "\n")
         return
-    out.print(f"accuracy [bold]{_pct(metrics['accuracy'])}[/] on {metrics['n']} images, "
-              f"log-loss {metrics['log_loss'] if metrics['log_loss'] is None else round(metrics['log_loss'], 4)}")
+    out.print(
+        f"accuracy [bold]{_pct(metrics['accuracy'])}[/] on {metrics['n']} images, "
+        f"log-loss {metrics['log_loss'] if metrics['log_loss'] is None else round(metrics['log_loss'], 4)}"
+    )
     _print_metrics_table(metrics, f"{bundle.name} on {data}")
     _print_skipped(metrics["skipped"])
     if metrics["n_unknown_label"]:
-        out.print(f"[yellow]{metrics['n_unknown_label']} image(s) have labels the model does not know:[/] "
-                  f"{', '.join(metrics['unknown_labels'][:5])}")
+        out.print(
+            f"[yellow]{metrics['n_unknown_label']} image(s) have labels the model does not know:[/] "
+            f"{', '.join(metrics['unknown_labels'][:5])}"
+        )
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jfif"}
@@ -241,8 +293,15 @@ def collect_images(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file()
-                                and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")))
+            files.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and f.suffix.lower() in IMAGE_SUFFIXES
+                    and not f.name.startswith(".")
+                )
+            )
         elif p.is_file():
             files.append(p)
         else:
@@ -257,11 +316,19 @@ def collect_images(paths: list[Path]) -> list[Path]:
 def predict(
     run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
     paths: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path("predictions.csv"),
-    batch_size: Annotated[int | None, typer.Option(
-        help="Images per ONNX Runtime call (default: 8 locally, 32 on Ray).", min=1)] = None,
-    engine: Annotated[str, typer.Option(help="local, or ray (pip install 'littlevision[ray]').")] = "local",
-    address: Annotated[str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path(
+        "predictions.csv"
+    ),
+    batch_size: Annotated[
+        int | None,
+        typer.Option(help="Images per ONNX Runtime call (default: 8 locally, 32 on Ray).", min=1),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray (pip install 'littlevision[ray]').")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
@@ -276,10 +343,14 @@ def predict(
         from littlevision.scale import predict_files
 
         with _reporter(quiet) as rep:
-            s = predict_files(bundle, files, output, address=address, batch_size=batch_size or 32,
-                              reporter=rep)
-        out.print(f"predicted {s.n_predicted} image(s) on Ray in {s.seconds:.1f} s "
-                  f"({s.images_per_s:.0f} img/s) -> {output}", highlight=False)
+            s = predict_files(
+                bundle, files, output, address=address, batch_size=batch_size or 32, reporter=rep
+            )
+        out.print(
+            f"predicted {s.n_predicted} image(s) on Ray in {s.seconds:.1f} s "
+            f"({s.images_per_s:.0f} img/s) -> {output}",
+            highlight=False,
+        )
         for f in s.failures[:5]:
             out.print(f"  skipped {f}", highlight=False)
         return
@@ -288,8 +359,9 @@ def predict(
 
     t0 = time.perf_counter()
     with _reporter(quiet) as rep, rep.stage("predict", total=len(files)) as st:
-        preds = predictor.predict_paths(files, batch_size=batch_size or STREAM_BATCH,
-                                        progress=st.advance)
+        preds = predictor.predict_paths(
+            files, batch_size=batch_size or STREAM_BATCH, progress=st.advance
+        )
     elapsed = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
@@ -297,8 +369,10 @@ def predict(
         rows.write(preds.paths, preds.probabilities)
     tmp.replace(output)
     rate = len(files) / elapsed if elapsed > 0 else float("inf")
-    out.print(f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",
-              highlight=False)
+    out.print(
+        f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",
+        highlight=False,
+    )
     if preds.failures:
         out.print(f"[yellow]{len(preds.failures)} file(s) skipped:[/]")
         for f in preds.failures[:5]:
@@ -307,9 +381,14 @@ def predict(
 
 @app.command()
 @friendly
-def info(run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
-         as_json: Annotated[bool, typer.Option("--json", help="Print card.json.")] = False,
-         summary: Annotated[bool, typer.Option("--summary", help="Print the Keras architecture (slow: loads TensorFlow).")] = False) -> None:
+def info(
+    run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print card.json.")] = False,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="Print the Keras architecture (slow: loads TensorFlow)."),
+    ] = False,
+) -> None:
     """What a run is: recipe, backbone, classes, metrics, data, versions."""
     from littlevision.bundle import Bundle
 
@@ -339,22 +418,30 @@ def info(run: Annotated[Path, typer.Argument(help="A run folder written by train
         t.add_row(k, v)
     out.print(t)
     if summary:
-        bundle.load_keras().summary(print_fn=lambda s, **_: out.print(s, highlight=False, markup=False))
+        bundle.load_keras().summary(
+            print_fn=lambda s, **_: out.print(s, highlight=False, markup=False)
+        )
 
 
 @app.command()
 @friendly
 def demo(
-    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path("runs/demo"),
-    data: Annotated[Path, typer.Option(help="Where to write the demo images.")] = Path("demo-data/digits"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder to write.")] = Path(
+        "runs/demo"
+    ),
+    data: Annotated[Path, typer.Option(help="Where to write the demo images.")] = Path(
+        "demo-data/digits"
+    ),
     quiet: Quiet = False,
 ) -> None:
     """Train, evaluate and predict on an embedded real dataset (scikit-learn's handwritten digits)."""
     from littlevision.data.demo import write_digits_folder
 
     folder = write_digits_folder(data)
-    out.print(f"demo data: {folder} (1797 scanned handwritten digits from scikit-learn, 10 classes)",
-              highlight=False)
+    out.print(
+        f"demo data: {folder} (1797 scanned handwritten digits from scikit-learn, 10 classes)",
+        highlight=False,
+    )
     train(folder, output, quiet=quiet)
     # Evaluate the saved bundle (ONNX Runtime) on the held-out files recorded in split.json.
     import json as _json
@@ -367,26 +454,37 @@ def demo(
     split = _json.loads((output / "split.json").read_text(encoding="utf-8"))
     _, held_out = Dataset.from_split_record(split, folder).split()
     metrics = evaluate_fn(bundle, held_out)
-    out.print(f"evaluate: the exported model on the {metrics['n']} held-out digits: "
-              f"accuracy {_pct(metrics['accuracy'])}")
+    out.print(
+        f"evaluate: the exported model on the {metrics['n']} held-out digits: "
+        f"accuracy {_pct(metrics['accuracy'])}"
+    )
     samples = sorted((folder / "3").iterdir())[:3] + sorted((folder / "8").iterdir())[:3]
     predict(output, samples, output=output / "demo-predictions.csv", quiet=True)
     with open(output / "demo-predictions.csv", encoding="utf-8") as f:
         for row in list(csv.DictReader(f)):
-            out.print(f"  {Path(row['path']).parent.name}/{Path(row['path']).name} -> {row['label']} "
-                      f"({float(row['score']):.2f})", highlight=False)
-    out.print("\nNow on your own photos (one subfolder per class):\n"
-              "  .venv/bin/littlevision doctor ~/photos/my-classes\n"
-              "  .venv/bin/littlevision train ~/photos/my-classes -o runs/first\n"
-              "  .venv/bin/littlevision predict runs/first new-photos/ -o predictions.csv")
+            out.print(
+                f"  {Path(row['path']).parent.name}/{Path(row['path']).name} -> {row['label']} "
+                f"({float(row['score']):.2f})",
+                highlight=False,
+            )
+    out.print(
+        "\nNow on your own photos (one subfolder per class):\n"
+        "  .venv/bin/littlevision doctor ~/photos/my-classes\n"
+        "  .venv/bin/littlevision train ~/photos/my-classes -o runs/first\n"
+        "  .venv/bin/littlevision predict runs/first new-photos/ -o predictions.csv"
+    )
 
 
 def _register_optional() -> None:
     """Verbs that live with their feature (doctor, explain, serve...) add themselves if present."""
     import importlib
 
-    for module in ("littlevision.doctor.cli", "littlevision.explain.cli", "littlevision.serving.cli",
-                   "littlevision.training.cli"):
+    for module in (
+        "littlevision.doctor.cli",
+        "littlevision.explain.cli",
+        "littlevision.serving.cli",
+        "littlevision.training.cli",
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as e:

@@ -56,8 +56,9 @@ def backbone_onnx(backbone: str, image_size: int) -> Path:
         from littlevision.models import create_backbone
         from littlevision.models.onnx_export import export_onnx
 
-        model = create_backbone(backbone, input_shape=(image_size, image_size, 3),
-                                include_top=False, pooling="avg")
+        model = create_backbone(
+            backbone, input_shape=(image_size, image_size, 3), include_top=False, pooling="avg"
+        )
         export_onnx(model, path, image_size, output_name=FEATURES_OUTPUT)
     return path
 
@@ -83,8 +84,13 @@ class Embedder:
         use_cache: Read and write the embedding cache.
     """
 
-    def __init__(self, backbone: str = "lite0", image_size: int | None = None,
-                 threads: int | None = None, use_cache: bool = True):
+    def __init__(
+        self,
+        backbone: str = "lite0",
+        image_size: int | None = None,
+        threads: int | None = None,
+        use_cache: bool = True,
+    ):
         from littlevision.models import get_backbone_spec
 
         self.backbone = backbone
@@ -174,8 +180,9 @@ class Embedder:
         vectors: list[dict[int, np.ndarray]] = [{} for _ in variants]
         todo: list[int] = []
         for i, digest in enumerate(hashes):
-            cached = [self._load(digest, v) if (self.use_cache and digest) else None
-                      for v in variants]
+            cached = [
+                self._load(digest, v) if (self.use_cache and digest) else None for v in variants
+            ]
             if any(vec is None for vec in cached):
                 todo.append(i)
             else:
@@ -189,9 +196,15 @@ class Embedder:
             return np.concatenate([_mirror(images) if f else images for f in flips])
 
         failures = []
-        stream = (self.model.map_paths([paths[i] for i in todo], self.image_size,
-                                       prepare=views if flips != (False,) else None)
-                  if todo else ())
+        stream = (
+            self.model.map_paths(
+                [paths[i] for i in todo],
+                self.image_size,
+                prepare=views if flips != (False,) else None,
+            )
+            if todo
+            else ()
+        )
         for decoded, feats in stream:
             failures.extend(decoded.failures)
             if feats is not None:
@@ -207,13 +220,19 @@ class Embedder:
         return [_collect(view, failures, hashes, n_cached) for view in vectors]
 
 
-def _collect(vectors: dict[int, np.ndarray], failures: list, hashes: list[str],
-             n_cached: int) -> Embeddings:
+def _collect(
+    vectors: dict[int, np.ndarray], failures: list, hashes: list[str], n_cached: int
+) -> Embeddings:
     ok = np.array(sorted(vectors), dtype=np.int64)
     dim = next(iter(vectors.values())).shape[0] if vectors else 0
     features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
-    return Embeddings(features=features.astype(np.float32), ok_indices=ok, failures=failures,
-                      hashes=hashes, n_cached=n_cached)
+    return Embeddings(
+        features=features.astype(np.float32),
+        ok_indices=ok,
+        failures=failures,
+        hashes=hashes,
+        n_cached=n_cached,
+    )
 
 
 def _mirror(images: np.ndarray) -> np.ndarray:

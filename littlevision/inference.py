@@ -16,11 +16,14 @@ from littlevision.errors import UserError
 
 
 def default_threads() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
-def make_session(onnx_path: str | os.PathLike, threads: int | None = None,
-                 allow_spinning: bool = False):
+def make_session(
+    onnx_path: str | os.PathLike, threads: int | None = None, allow_spinning: bool = False
+):
     """An ONNX Runtime session tuned for a small CPU: intra-op threads = cores, one inter-op.
 
     Idle worker threads sleep instead of spinning by default: on 2 cores spinning cost 20-100%
@@ -37,7 +40,9 @@ def make_session(onnx_path: str | os.PathLike, threads: int | None = None,
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            str(onnx_path), sess_options=opts, providers=["CPUExecutionProvider"]
+        )
     except Exception as e:  # onnxruntime raises its own untyped errors for bad files
         raise UserError(f"Could not load the ONNX model '{onnx_path}': {e}") from None
 
@@ -100,8 +105,9 @@ class OnnxModel:
     def stream_session(self):
         """The one-thread session (the all-cores one when there is a single core)."""
         if self._stream_session is None:
-            self._stream_session = (make_session(self.path, threads=1) if self.threads > 1
-                                    else self.session)
+            self._stream_session = (
+                make_session(self.path, threads=1) if self.threads > 1 else self.session
+            )
         return self._stream_session
 
     def run(self, images: np.ndarray) -> np.ndarray:
@@ -118,8 +124,13 @@ class OnnxModel:
             with self._lock:
                 self._running -= 1
 
-    def map_paths(self, paths: Sequence[Path], size: int, batch_size: int = STREAM_BATCH,
-                  prepare: Callable[[np.ndarray], np.ndarray] | None = None):
+    def map_paths(
+        self,
+        paths: Sequence[Path],
+        size: int,
+        batch_size: int = STREAM_BATCH,
+        prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
         """``(DecodeResult, output or None)`` per batch of files, in order, one worker per core.
 
         ``prepare`` changes each batch of decoded images before the model sees them (a mirror).
@@ -147,14 +158,18 @@ class Predictor:
         threads: Cores to use (default: all); see :class:`OnnxModel`.
     """
 
-    def __init__(self, onnx_path, labels: Sequence[str], image_size: int, threads: int | None = None):
+    def __init__(
+        self, onnx_path, labels: Sequence[str], image_size: int, threads: int | None = None
+    ):
         self.onnx_path = Path(onnx_path)
         self.labels = list(labels)
         self.image_size = int(image_size)
         self.model = OnnxModel(self.onnx_path, threads)  # sessions are made on first use
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle | str | os.PathLike, threads: int | None = None) -> Predictor:
+    def from_bundle(
+        cls, bundle: Bundle | str | os.PathLike, threads: int | None = None
+    ) -> Predictor:
         if not isinstance(bundle, Bundle):
             bundle = Bundle.load(bundle)
         return cls(bundle.onnx_path, bundle.labels, bundle.image_size, threads=threads)
@@ -167,8 +182,10 @@ class Predictor:
             images = images[None]
         expected = (self.image_size, self.image_size, 3)
         if images.ndim != 4 or images.shape[1:] != expected:
-            raise ValueError(f"Expected images of shape [N, {self.image_size}, {self.image_size}, 3]. "
-                             f"Received: shape={images.shape}")
+            raise ValueError(
+                f"Expected images of shape [N, {self.image_size}, {self.image_size}, 3]. "
+                f"Received: shape={images.shape}"
+            )
         if images.dtype != np.uint8:
             raise ValueError(f"Expected uint8 pixels. Received: dtype={images.dtype}")
         out = self.model.run(images)
@@ -192,8 +209,12 @@ class Predictor:
                 kept.extend(paths[i] for i in batch.ok_indices)
             if progress:
                 progress(len(batch.ok_indices) + len(batch.failures))
-        probabilities = np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)
-        return Predictions(paths=kept, probabilities=probabilities, labels=self.labels, failures=failures)
+        probabilities = (
+            np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)
+        )
+        return Predictions(
+            paths=kept, probabilities=probabilities, labels=self.labels, failures=failures
+        )
 
 
 class PredictionCsv:
@@ -210,8 +231,14 @@ class PredictionCsv:
 
     def write(self, names: Sequence[str | os.PathLike], probs: np.ndarray) -> None:
         for name, row in zip(names, probs, strict=True):
-            self.writer.writerow([str(name), self.labels[int(row.argmax())], f"{row.max():.6f}",
-                                  *(f"{p:.6f}" for p in row)])
+            self.writer.writerow(
+                [
+                    str(name),
+                    self.labels[int(row.argmax())],
+                    f"{row.max():.6f}",
+                    *(f"{p:.6f}" for p in row),
+                ]
+            )
 
     def close(self) -> None:
         self.file.close()

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
-                           classes: Sequence[str]) -> dict:
+def classification_metrics(
+    y_true: np.ndarray, probabilities: np.ndarray, classes: Sequence[str]
+) -> dict:
     """Accuracy, log-loss, per-class precision/recall/F1 and the confusion matrix.
 
     Args:
@@ -37,8 +38,12 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
         "accuracy": float((y_pred == y_true).mean()),
         "log_loss": float(log_loss(y_true, clipped, labels=labels)),
         "per_class": {
-            name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                   "support": int(s[i])}
+            name: {
+                "precision": float(p[i]),
+                "recall": float(r[i]),
+                "f1": float(f[i]),
+                "support": int(s[i]),
+            }
             for i, name in enumerate(classes)
         },
         "confusion": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
@@ -49,6 +54,10 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray,
 def top_confusions(metrics: dict, k: int = 5) -> list[tuple[str, str, int]]:
     """The ``k`` most frequent (true, predicted, count) mistakes."""
     classes, cm = metrics.get("classes", []), metrics.get("confusion", [])
-    pairs = [(classes[i], classes[j], cm[i][j]) for i in range(len(cm)) for j in range(len(cm))
-             if i != j and cm[i][j]]
+    pairs = [
+        (classes[i], classes[j], cm[i][j])
+        for i in range(len(cm))
+        for j in range(len(cm))
+        if i != j and cm[i][j]
+    ]
     return sorted(pairs, key=lambda t: -t[2])[:k]

@@ -36,8 +36,15 @@ def test_train_evaluate_predict_info(cli_run, small_folder, tmp_path):
     assert len(metrics["confusion"]) == 2
 
     out_csv = tmp_path / "pred.csv"
-    result = lv("predict", cli_run, small_folder / "cats", small_folder / "dogs" / "dog.1.jpg",
-                "-o", out_csv, "--quiet")
+    result = lv(
+        "predict",
+        cli_run,
+        small_folder / "cats",
+        small_folder / "dogs" / "dog.1.jpg",
+        "-o",
+        out_csv,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out_csv, encoding="utf-8")))
     assert list(rows[0]) == ["path", "label", "score", "cats", "dogs"]
@@ -74,14 +81,17 @@ def _empty_class(tmp_path, small_folder):
     return d
 
 
-@pytest.mark.parametrize("case, needle", [
-    ("missing_folder", "No such"),
-    ("one_class", "at least 2 classes"),
-    ("empty_class", "has no"),
-    ("csv_without_label", "label"),
-    ("bad_bundle", "not a littlevision run"),
-    ("predict_missing_path", "No such file"),
-])
+@pytest.mark.parametrize(
+    "case, needle",
+    [
+        ("missing_folder", "No such"),
+        ("one_class", "at least 2 classes"),
+        ("empty_class", "has no"),
+        ("csv_without_label", "label"),
+        ("bad_bundle", "not a littlevision run"),
+        ("predict_missing_path", "No such file"),
+    ],
+)
 def test_user_mistakes_exit_2_with_one_sentence(case, needle, tmp_path, small_folder, cli_run):
     if case == "missing_folder":
         args = ("train", tmp_path / "nope", "-o", tmp_path / "r")
@@ -91,7 +101,14 @@ def test_user_mistakes_exit_2_with_one_sentence(case, needle, tmp_path, small_fo
         args = ("train", _empty_class(tmp_path, small_folder), "-o", tmp_path / "r")
     elif case == "csv_without_label":
         (tmp_path / "l.csv").write_text("path,size,width\ncat.1.jpg,3,5\ncat.2.jpg,4,6\n")
-        args = ("train", small_folder / "cats", "--labels", tmp_path / "l.csv", "-o", tmp_path / "r")
+        args = (
+            "train",
+            small_folder / "cats",
+            "--labels",
+            tmp_path / "l.csv",
+            "-o",
+            tmp_path / "r",
+        )
     elif case == "bad_bundle":
         (tmp_path / "notarun").mkdir()
         args = ("predict", tmp_path / "notarun", small_folder / "cats", "-o", tmp_path / "p.csv")

@@ -43,7 +43,8 @@ def test_flipped_features_differ_and_are_cached_separately(small_folder):
     assert not np.allclose(plain.features, flipped.features)
     # mirrored photos of the same animal stay close in feature space
     cos = (plain.features * flipped.features).sum(1) / (
-        np.linalg.norm(plain.features, axis=1) * np.linalg.norm(flipped.features, axis=1))
+        np.linalg.norm(plain.features, axis=1) * np.linalg.norm(flipped.features, axis=1)
+    )
     assert (cos > 0.8).all()
 
 
@@ -68,15 +69,24 @@ def test_both_views_from_one_decode_match_the_separate_passes(small_folder, tmp_
     files.insert(2, tmp_path / "missing.jpg")
     decoded = []
     real_load = decode.load_image
-    monkeypatch.setattr(decode, "load_image", lambda p, *a, **k: (decoded.append(p), real_load(p, *a, **k))[1])
+    monkeypatch.setattr(
+        decode, "load_image", lambda p, *a, **k: (decoded.append(p), real_load(p, *a, **k))[1]
+    )
     plain, mirrored = Embedder("lite0").embed_paths_and_mirrors(files)
     assert sorted(map(str, decoded)) == sorted(map(str, files))  # each file decoded once
-    assert plain.n_cached == 0 and list(plain.ok_indices) == list(mirrored.ok_indices) == [0, 1, 3, 4, 5]
+    assert plain.n_cached == 0 and list(plain.ok_indices) == list(mirrored.ok_indices) == [
+        0,
+        1,
+        3,
+        4,
+        5,
+    ]
     assert [f.path.name for f in plain.failures] == ["missing.jpg"]
     monkeypatch.setattr(decode, "load_image", real_load)
     separate = Embedder("lite0", use_cache=False)
     np.testing.assert_allclose(plain.features, separate.embed_paths(files).features, atol=1e-5)
-    np.testing.assert_allclose(mirrored.features, separate.embed_paths(files, flip=True).features,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        mirrored.features, separate.embed_paths(files, flip=True).features, atol=1e-5
+    )
     again = Embedder("lite0").embed_paths(files, flip=True)  # both views were cached
     assert again.n_cached == 5

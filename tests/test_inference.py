@@ -52,8 +52,9 @@ def test_map_decoded_never_calls_fn_on_an_empty_batch(tmp_path):
 def test_predict_paths_matches_predict_array(tiny_run, mixed_files):
     predictor = Predictor.from_bundle(tiny_run, threads=2)
     preds = predictor.predict_paths(mixed_files, batch_size=4)
-    assert [p.name for p in preds.paths] == [p.name for i, p in enumerate(mixed_files)
-                                             if i not in (3, 8)]
+    assert [p.name for p in preds.paths] == [
+        p.name for i, p in enumerate(mixed_files) if i not in (3, 8)
+    ]
     assert len(preds.failures) == 2
     images = decode_many(preds.paths, predictor.image_size).images
     np.testing.assert_allclose(preds.probabilities, predictor.predict_array(images), atol=1e-5)

@@ -383,8 +383,10 @@ def map_decoded(
     def work(start: int) -> tuple[DecodeResult, T | None]:
         stop = min(start + batch_size, n)
         out = np.empty((stop - start, size, size, 3), dtype=np.uint8)
-        errors = [_decode_into(out, row, paths[start + row], size, max_pixels)
-                  for row in range(stop - start)]
+        errors = [
+            _decode_into(out, row, paths[start + row], size, max_pixels)
+            for row in range(stop - start)
+        ]
         result = _compact(out, errors, start)
         return result, (fn(result.images) if len(result) else None)
 

@@ -14,9 +14,11 @@ from typing import Annotated
 
 import typer
 
-_FIX_HELP = ("Quarantine error-level problems (broken files, duplicate copies, train/validation "
-             "leaks) into DATA.quarantine/; 'DATA --fix all' also suspected label issues and "
-             "outliers. Nothing is deleted.")
+_FIX_HELP = (
+    "Quarantine error-level problems (broken files, duplicate copies, train/validation "
+    "leaks) into DATA.quarantine/; 'DATA --fix all' also suspected label issues and "
+    "outliers. Nothing is deleted."
+)
 
 
 def register(app: typer.Typer, friendly) -> None:
@@ -25,21 +27,61 @@ def register(app: typer.Typer, friendly) -> None:
     @app.command()
     @friendly
     def doctor(
-        data: Annotated[Path | None, typer.Argument(
-            help="Class folders (or train/ + validation/), a CSV, or the images folder of "
-                 "--labels.", show_default=False)] = None,
-        labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
-        json_out: Annotated[Path | None, typer.Option("--json", help="Write the findings as JSON ('-': stdout).")] = None,
-        html_out: Annotated[Path | None, typer.Option("--html", help="Write a self-contained HTML report with thumbnails.")] = None,
-        fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 1 when findings of this severity or worse exist: error or warning.")] = None,
-        scope: Annotated[str | None, typer.Argument(
-            help="'all' after --fix: also quarantine suspected label issues and outliers.",
-            show_default=False, metavar="[all]")] = None,
+        data: Annotated[
+            Path | None,
+            typer.Argument(
+                help="Class folders (or train/ + validation/), a CSV, or the images folder of "
+                "--labels.",
+                show_default=False,
+            ),
+        ] = None,
+        labels: Annotated[
+            Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
+        ] = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="Write the findings as JSON ('-': stdout).")
+        ] = None,
+        html_out: Annotated[
+            Path | None,
+            typer.Option("--html", help="Write a self-contained HTML report with thumbnails."),
+        ] = None,
+        fail_on: Annotated[
+            str | None,
+            typer.Option(
+                "--fail-on",
+                help="Exit 1 when findings of this severity or worse exist: error or warning.",
+            ),
+        ] = None,
+        scope: Annotated[
+            str | None,
+            typer.Argument(
+                help="'all' after --fix: also quarantine suspected label issues and outliers.",
+                show_default=False,
+                metavar="[all]",
+            ),
+        ] = None,
         fix: Annotated[bool, typer.Option("--fix", help=_FIX_HELP)] = False,
-        restore_from: Annotated[Path | None, typer.Option("--restore", help="Undo fixes: put every file in DATA.quarantine back, byte for byte.")] = None,
-        skip: Annotated[list[str] | None, typer.Option("--skip", help="A check not to run (repeatable), e.g. label_issues.")] = None,
-        only: Annotated[list[str] | None, typer.Option("--only", help="Run only this check (repeatable).")] = None,
-        quick: Annotated[bool, typer.Option("--quick", help="No model: skip embeddings, so no label or outlier checks, and near duplicates by perceptual hash only. Several times faster on a first run.")] = False,
+        restore_from: Annotated[
+            Path | None,
+            typer.Option(
+                "--restore",
+                help="Undo fixes: put every file in DATA.quarantine back, byte for byte.",
+            ),
+        ] = None,
+        skip: Annotated[
+            list[str] | None,
+            typer.Option("--skip", help="A check not to run (repeatable), e.g. label_issues."),
+        ] = None,
+        only: Annotated[
+            list[str] | None, typer.Option("--only", help="Run only this check (repeatable).")
+        ] = None,
+        quick: Annotated[
+            bool,
+            typer.Option(
+                "--quick",
+                help="No model: skip embeddings, so no label or outlier checks, and near duplicates by perceptual hash only. Several times faster on a first run.",
+            ),
+        ] = False,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Find what is wrong with images and labels; optionally quarantine it (never deletes)."""
@@ -51,20 +93,25 @@ def register(app: typer.Typer, friendly) -> None:
         err = Console(stderr=True)
         if restore_from is not None:
             if data is not None or fix:
-                raise UserError("--restore takes only the quarantine folder: "
-                                "littlevision doctor --restore DATA.quarantine")
+                raise UserError(
+                    "--restore takes only the quarantine folder: "
+                    "littlevision doctor --restore DATA.quarantine"
+                )
             _restore(restore_from, quiet, out, err)
             return
         if data is not None and scope is None and str(data) == "all" and fix:
             raise UserError("Give the data first: littlevision doctor DATA --fix all")
         if scope is not None:
             if not fix or scope != "all":
-                raise UserError(f"Unexpected '{scope}': only 'all' may follow DATA, with --fix "
-                                "(littlevision doctor DATA --fix all).")
+                raise UserError(
+                    f"Unexpected '{scope}': only 'all' may follow DATA, with --fix "
+                    "(littlevision doctor DATA --fix all)."
+                )
         level = ("all" if scope == "all" else "errors") if fix else None
         if data is None:
-            raise UserError("Give the data to examine: littlevision doctor DATA "
-                            "(or --restore DATA.quarantine).")
+            raise UserError(
+                "Give the data to examine: littlevision doctor DATA (or --restore DATA.quarantine)."
+            )
         if fail_on is not None and fail_on not in ("error", "warning"):
             raise UserError(f"--fail-on takes 'error' or 'warning'. Received: '{fail_on}'.")
         report = _examine(data, labels, skip, only, quick, quiet or str(json_out) == "-")
@@ -99,8 +146,14 @@ def _examine(data: Path, labels: Path | None, skip, only, quick: bool, quiet: bo
     # Report paths relative to DATA as the user named it (a CSV set's DATA holds images/).
     root = data if data.is_dir() else data.parent
     with _progress(quiet) as reporter:
-        return examine(dataset, root=root, checks=only or None, skip=skip or (),
-                       config=DoctorConfig(embeddings=not quick), reporter=reporter)
+        return examine(
+            dataset,
+            root=root,
+            checks=only or None,
+            skip=skip or (),
+            config=DoctorConfig(embeddings=not quick),
+            reporter=reporter,
+        )
 
 
 def _fix(report, level: str, quiet: bool, out, err) -> None:
@@ -111,8 +164,11 @@ def _fix(report, level: str, quiet: bool, out, err) -> None:
     if not result.moved and not result.skipped:
         out.print("--fix: nothing to move.")
         return
-    out.print(f"[bold]--fix {level}:[/] moved {len(result.moved)} file(s) to {result.quarantine} "
-              f"(journal: {result.quarantine / 'journal.jsonl'})", highlight=False)
+    out.print(
+        f"[bold]--fix {level}:[/] moved {len(result.moved)} file(s) to {result.quarantine} "
+        f"(journal: {result.quarantine / 'journal.jsonl'})",
+        highlight=False,
+    )
     for m in result.moved[:5]:
         out.print(f"  {m['from']}  ({m['check']})", highlight=False)
     if len(result.moved) > 5:
@@ -128,14 +184,18 @@ def _restore(quarantine: Path, quiet: bool, out, err) -> None:
 
     with _progress(quiet) as reporter:
         result = restore(quarantine, reporter=reporter)
-    out.print(f"restored {len(result.restored)} file(s) to {result.data}"
-              + (f"; {len(result.already_in_place)} already in place"
-                 if result.already_in_place else ""), highlight=False)
+    out.print(
+        f"restored {len(result.restored)} file(s) to {result.data}"
+        + (f"; {len(result.already_in_place)} already in place" if result.already_in_place else ""),
+        highlight=False,
+    )
     for c in result.conflicts:
         err.print(f"[yellow]left in quarantine:[/] {c['file']}: {c['why']}", highlight=False)
     for f in result.changed:
-        err.print(f"[yellow]note:[/] {f} changed while in quarantine (restored as it is now).",
-                  highlight=False)
+        err.print(
+            f"[yellow]note:[/] {f} changed while in quarantine (restored as it is now).",
+            highlight=False,
+        )
 
 
 def _progress(quiet: bool):

@@ -50,8 +50,9 @@ def confident_joint(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, 
         probs: float ``[N, K]`` out-of-fold predicted probabilities.
     """
     n, k = probs.shape
-    thresholds = np.array([probs[labels == c, c].mean() if np.any(labels == c) else 1.0
-                           for c in range(k)])
+    thresholds = np.array(
+        [probs[labels == c, c].mean() if np.any(labels == c) else 1.0 for c in range(k)]
+    )
     above = probs >= thresholds[None, :] - 1e-12
     masked = np.where(above, probs, -np.inf)
     true = masked.argmax(axis=1)
@@ -77,8 +78,9 @@ def find_label_issues(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(labels) != len(probs):
-        raise ValueError(f"Expected labels [N] and probs [N, K]. Received: {labels.shape} and "
-                         f"{probs.shape}")
+        raise ValueError(
+            f"Expected labels [N] and probs [N, K]. Received: {labels.shape} and {probs.shape}"
+        )
     n, k = probs.shape
     if n and (labels.min() < 0 or labels.max() >= k):
         raise ValueError(f"Expected labels in 0..{k - 1}. Received: {labels.min()}..{labels.max()}")
@@ -106,5 +108,10 @@ def find_label_issues(labels: np.ndarray, probs: np.ndarray) -> LabelIssues:
     # pruning keeps at least the examples whose argmax agrees with the label).
     suggested = probs.argmax(axis=1) if n else np.zeros(0, np.int64)
     is_issue &= suggested != labels
-    return LabelIssues(is_issue=is_issue, self_confidence=probs[np.arange(n), labels],
-                       suggested=suggested, confident_joint=joint, thresholds=thresholds)
+    return LabelIssues(
+        is_issue=is_issue,
+        self_confidence=probs[np.arange(n), labels],
+        suggested=suggested,
+        confident_joint=joint,
+        thresholds=thresholds,
+    )

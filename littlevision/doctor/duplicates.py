@@ -59,9 +59,14 @@ def _member_details(members: list[ImageRecord]) -> list[dict]:
     return [{"file": r.rel, "label": r.label, "subset": r.subset} for r in members]
 
 
-@register_check("exact_duplicates", severity="error", fix="errors", title="Exact duplicates",
-                advice="Keep one copy of each: duplicates over-weight those images and can leak "
-                       "between training and validation.")
+@register_check(
+    "exact_duplicates",
+    severity="error",
+    fix="errors",
+    title="Exact duplicates",
+    advice="Keep one copy of each: duplicates over-weight those images and can leak "
+    "between training and validation.",
+)
 def exact_duplicates(ctx: Context) -> list[Finding]:
     """Byte-identical files; a fix keeps one copy (a training copy when there is one)."""
     spec = get_check("exact_duplicates")
@@ -70,44 +75,72 @@ def exact_duplicates(ctx: Context) -> list[Finding]:
         members = [ctx.records[i] for i in group]
         keep = _keeper(members)
         others = [r.rel for r in members if r is not keep]
-        out.append(spec.finding(
-            [r.rel for r in members],
-            f"{len(members)} byte-identical copies of one image: {_names(members)}.",
-            quarantine=others, keep=keep.rel, hash=keep.hash, members=_member_details(members)))
+        out.append(
+            spec.finding(
+                [r.rel for r in members],
+                f"{len(members)} byte-identical copies of one image: {_names(members)}.",
+                quarantine=others,
+                keep=keep.rel,
+                hash=keep.hash,
+                members=_member_details(members),
+            )
+        )
     return out
 
 
-@register_check("near_duplicates", severity="warning", title="Near duplicates",
-                advice="Check these look-alikes: resized or re-encoded copies count twice in "
-                       "training and inflate validation scores.",
-                needs=("similarity",))
+@register_check(
+    "near_duplicates",
+    severity="warning",
+    title="Near duplicates",
+    advice="Check these look-alikes: resized or re-encoded copies count twice in "
+    "training and inflate validation scores.",
+    needs=("similarity",),
+)
 def near_duplicates(ctx: Context) -> list[Finding]:
     """Resized, re-encoded, slightly cropped or brightened copies (not byte-identical)."""
     spec = get_check("near_duplicates")
     nb = neighbours(ctx)
-    pair_info = {(int(a), int(b)): (c, h) for (a, b), c, h in
-                 zip(nb.pairs.tolist(), nb.cosine.tolist(), nb.hamming.tolist(), strict=True)}
+    pair_info = {
+        (int(a), int(b)): (c, h)
+        for (a, b), c, h in zip(
+            nb.pairs.tolist(), nb.cosine.tolist(), nb.hamming.tolist(), strict=True
+        )
+    }
     out = []
     for group in connected_groups(list(pair_info)):
         members = [ctx.records[i] for i in group]
         in_group = [(a, b, c, h) for (a, b), (c, h) in pair_info.items() if a in group]
         best = max((c for *_, c, _ in in_group if c == c), default=None)  # c == c: not NaN
-        pairs = [{"a": ctx.records[a].rel, "b": ctx.records[b].rel,
-                  "cosine": None if c != c else round(c, 4), "hash_distance": h}
-                 for a, b, c, h in in_group[:20]]
-        out.append(spec.finding(
-            [r.rel for r in members],
-            f"{len(members)} images are near-identical copies of one picture: {_names(members)}.",
-            max_cosine=None if best is None else round(best, 4), pairs=pairs,
-            members=_member_details(members)))
+        pairs = [
+            {
+                "a": ctx.records[a].rel,
+                "b": ctx.records[b].rel,
+                "cosine": None if c != c else round(c, 4),
+                "hash_distance": h,
+            }
+            for a, b, c, h in in_group[:20]
+        ]
+        out.append(
+            spec.finding(
+                [r.rel for r in members],
+                f"{len(members)} images are near-identical copies of one picture: {_names(members)}.",
+                max_cosine=None if best is None else round(best, 4),
+                pairs=pairs,
+                members=_member_details(members),
+            )
+        )
     return out
 
 
-@register_check("leakage", severity="error", fix="errors",
-                title="The same image in training and validation",
-                advice="Remove the validation copies: a model is scored on images it trained on, "
-                       "so validation accuracy is too optimistic.",
-                needs=("similarity",))
+@register_check(
+    "leakage",
+    severity="error",
+    fix="errors",
+    title="The same image in training and validation",
+    advice="Remove the validation copies: a model is scored on images it trained on, "
+    "so validation accuracy is too optimistic.",
+    needs=("similarity",),
+)
 def leakage(ctx: Context) -> list[Finding]:
     """Groups of the same picture (exact or near) with members in both train and validation."""
     if not ctx.has_subsets:
@@ -121,21 +154,33 @@ def leakage(ctx: Context) -> list[Finding]:
         if not {"train", "validation"} <= subsets:
             continue
         val = [r.rel for r in members if r.subset == "validation"]
-        kind = "exact" if all(i in exact for i in group) and len({r.hash for r in members}) == 1 \
+        kind = (
+            "exact"
+            if all(i in exact for i in group) and len({r.hash for r in members}) == 1
             else "near"
-        out.append(spec.finding(
-            [r.rel for r in members],
-            f"The same image ({'byte-identical' if kind == 'exact' else 'near-identical'}) is in "
-            f"training and validation: {_names(members)}.",
-            quarantine=val, kind=kind, members=_member_details(members)))
+        )
+        out.append(
+            spec.finding(
+                [r.rel for r in members],
+                f"The same image ({'byte-identical' if kind == 'exact' else 'near-identical'}) is in "
+                f"training and validation: {_names(members)}.",
+                quarantine=val,
+                kind=kind,
+                members=_member_details(members),
+            )
+        )
     return out
 
 
-@register_check("conflicting_labels", severity="error", fix="errors",
-                title="The same image under two classes",
-                advice="Decide which class is right and keep one copy there: contradictory "
-                       "labels teach the model nothing.",
-                needs=("similarity",))
+@register_check(
+    "conflicting_labels",
+    severity="error",
+    fix="errors",
+    title="The same image under two classes",
+    advice="Decide which class is right and keep one copy there: contradictory "
+    "labels teach the model nothing.",
+    needs=("similarity",),
+)
 def conflicting_labels(ctx: Context) -> list[Finding]:
     """Groups of the same picture whose copies carry different labels.
 
@@ -148,9 +193,14 @@ def conflicting_labels(ctx: Context) -> list[Finding]:
         labels = sorted({r.label for r in members if r.label is not None})
         if len(labels) < 2:
             continue
-        out.append(spec.finding(
-            [r.rel for r in members],
-            f"The same image is labelled {' and '.join(repr(x) for x in labels)}: "
-            f"{_names(members)}.",
-            quarantine=[r.rel for r in members], labels=labels, members=_member_details(members)))
+        out.append(
+            spec.finding(
+                [r.rel for r in members],
+                f"The same image is labelled {' and '.join(repr(x) for x in labels)}: "
+                f"{_names(members)}.",
+                quarantine=[r.rel for r in members],
+                labels=labels,
+                members=_member_details(members),
+            )
+        )
     return out

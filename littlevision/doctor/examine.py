@@ -95,12 +95,19 @@ def examine(
 
     t = time.perf_counter()
     with reporter.stage("scan images", total=len(dataset)) as stage:
-        records = scan(list(dataset), data_root, config.scan_size, max_pixels=config.max_pixels,
-                       workers=config.workers, progress=stage.advance)
+        records = scan(
+            list(dataset),
+            data_root,
+            config.scan_size,
+            max_pixels=config.max_pixels,
+            workers=config.workers,
+            progress=stage.advance,
+        )
     timings["scan"] = time.perf_counter() - t
 
-    ctx = Context(dataset=dataset, root=data_root, config=config, records=records,
-                  reporter=reporter)
+    ctx = Context(
+        dataset=dataset, root=data_root, config=config, records=records, reporter=reporter
+    )
     if config.embeddings and needs & {"embeddings", "similarity", "labels"}:
         t = time.perf_counter()
         ctx.features, ctx.feature_rows = _embed(records, config, embedder, reporter)
@@ -119,13 +126,20 @@ def examine(
     rank = {n: i for i, n in enumerate(names)}
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), rank.get(f.check, len(rank))))
     counts = dataset.counts() if hasattr(dataset, "counts") else {}
-    return Report(root=str(data_root), n_images=len(records), classes=list(dataset.classes),
-                  counts=dict(counts), findings=findings, checks=names,
-                  timings={k: round(v, 3) for k, v in timings.items()})
+    return Report(
+        root=str(data_root),
+        n_images=len(records),
+        classes=list(dataset.classes),
+        counts=dict(counts),
+        findings=findings,
+        checks=names,
+        timings={k: round(v, 3) for k, v in timings.items()},
+    )
 
 
-def _embed(records, config: DoctorConfig, embedder, reporter: Reporter
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _embed(
+    records, config: DoctorConfig, embedder, reporter: Reporter
+) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised embeddings of the decodable images and their record indices."""
     ok = [r for r in records if r.ok]
     if embedder is None:

@@ -100,9 +100,11 @@ def _finding_html(f: Finding, thumbs: _Thumbs, family: str, max_files: int = 24)
     parts = [f'<div class="finding"><div>{escape(f.message)}</div>']
     if f.check == "label_issues":
         d = f.details
-        extra = (f'<div>labelled <b>{escape(str(d.get("label")))}</b></div>'
-                 f'<div class="pred">looks like {escape(str(d.get("predicted")))} '
-                 f'({float(d.get("confidence", 0)):.0%})</div>')
+        extra = (
+            f"<div>labelled <b>{escape(str(d.get('label')))}</b></div>"
+            f'<div class="pred">looks like {escape(str(d.get("predicted")))} '
+            f"({float(d.get('confidence', 0)):.0%})</div>"
+        )
         parts.append(f'<div class="cards">{thumbs.card(f.files[0], extra=extra)}</div>')
     elif f.files and family != "listing":
         shown = f.files[:max_files]
@@ -114,11 +116,14 @@ def _finding_html(f: Finding, thumbs: _Thumbs, family: str, max_files: int = 24)
     elif f.files:  # listings: CSV rows without a file, files without a row... (often thousands)
         listed = "".join(f"<li>{escape(p)}</li>" for p in f.files[:200])
         more = f"<li>... and {len(f.files) - 200} more</li>" if len(f.files) > 200 else ""
-        parts.append(f"<details><summary>{len(f.files)} names</summary><ul>{listed}{more}</ul>"
-                     "</details>")
+        parts.append(
+            f"<details><summary>{len(f.files)} names</summary><ul>{listed}{more}</ul></details>"
+        )
     if f.quarantine:
-        parts.append(f'<div class="muted">--fix moves: {escape(", ".join(f.quarantine[:6]))}'
-                     f'{" ..." if len(f.quarantine) > 6 else ""}</div>')
+        parts.append(
+            f'<div class="muted">--fix moves: {escape(", ".join(f.quarantine[:6]))}'
+            f"{' ...' if len(f.quarantine) > 6 else ''}</div>"
+        )
     parts.append("</div>")
     return "".join(parts)
 
@@ -128,14 +133,22 @@ def summary_html(report: Report) -> str:
     s = report.summary()
     rows = "".join(
         f"<tr><td>{_badge(v['severity'])}</td><td>{escape(k)}</td><td>{v['findings']}</td>"
-        f"<td>{v['files']}</td></tr>" for k, v in s["by_check"].items())
+        f"<td>{v['files']}</td></tr>"
+        for k, v in s["by_check"].items()
+    )
     sev = s["by_severity"]
-    head = (f"<p><b>{report.n_images} images</b> in {escape(report.root)}: {sev['error']} errors, "
-            f"{sev['warning']} warnings, {sev['info']} info</p>")
+    head = (
+        f"<p><b>{report.n_images} images</b> in {escape(report.root)}: {sev['error']} errors, "
+        f"{sev['warning']} warnings, {sev['info']} info</p>"
+    )
     if not rows:
         return head + "<p>Nothing wrong found.</p>"
-    return (head + "<table><tr><th></th><th>check</th><th>findings</th><th>files</th></tr>"
-            + rows + "</table>")
+    return (
+        head
+        + "<table><tr><th></th><th>check</th><th>findings</th><th>files</th></tr>"
+        + rows
+        + "</table>"
+    )
 
 
 def render_html(report: Report, *, max_per_check: int = 60, thumb_side: int = 160) -> str:
@@ -158,28 +171,34 @@ def render_html(report: Report, *, max_per_check: int = 60, thumb_side: int = 16
             title, advice, family = check, "", ""
         body = "".join(_finding_html(f, thumbs, family) for f in found[:max_per_check])
         if len(found) > max_per_check:
-            body += (f'<p class="muted">... and {len(found) - max_per_check} more findings '
-                     "(see the JSON report).</p>")
+            body += (
+                f'<p class="muted">... and {len(found) - max_per_check} more findings '
+                "(see the JSON report).</p>"
+            )
         sections.append(
             f'<h2 id="{escape(check)}">{_badge(found[0].severity)}{escape(title)} '
             f'<span class="muted">({len(found)})</span></h2><p class="muted">'
-            f'<code>{escape(check)}</code> {escape(advice)}</p>{body}')
+            f"<code>{escape(check)}</code> {escape(advice)}</p>{body}"
+        )
     counts = "".join(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>" for k, v in report.counts.items())
     toc = "".join(
         f'<li><a href="#{escape(c)}">{escape(c)}</a> ({len(report.by_check(c))})</li>'
-        for c in dict.fromkeys(f.check for f in report.findings))
+        for c in dict.fromkeys(f.check for f in report.findings)
+    )
     sev = report.summary()["by_severity"]
     total = report.timings.get("total")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Data doctor: {escape(root.name)}</title><style>{_CSS}</style></head><body>"
         f"<h1>Data doctor: {escape(str(root))}</h1>"
-        f'<p>{report.n_images} images, {len(report.checks)} checks'
-        f'{f" in {total:.1f} s" if total is not None else ""}: '
-        + ", ".join(f"{_badge(s)}{sev[s]}" for s in SEVERITIES) + "</p>"
+        f"<p>{report.n_images} images, {len(report.checks)} checks"
+        f"{f' in {total:.1f} s' if total is not None else ''}: "
+        + ", ".join(f"{_badge(s)}{sev[s]}" for s in SEVERITIES)
+        + "</p>"
         f"<table><tr><th>class</th><th>images</th></tr>{counts}</table>"
         f"<ul>{toc}</ul>{''.join(sections) or '<p>Nothing wrong found.</p>'}"
-        "</body></html>")
+        "</body></html>"
+    )
 
 
 def write_html(report: Report, path: str | os.PathLike[str], **options) -> str:

@@ -35,9 +35,16 @@ class OutOfFold:
     classes: list[str]
 
 
-def out_of_fold_probabilities(features: np.ndarray, y: np.ndarray, n_classes: int, *,
-                              folds: int = 5, c: float = 1.0, seed: int = 0,
-                              dims: int | None = 128) -> np.ndarray:
+def out_of_fold_probabilities(
+    features: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    folds: int = 5,
+    c: float = 1.0,
+    seed: int = 0,
+    dims: int | None = 128,
+) -> np.ndarray:
     """Cross-validated probabilities ``[N, n_classes]`` of a logistic regression.
 
     Args:
@@ -85,19 +92,31 @@ def out_of_fold(ctx: Context) -> OutOfFold | None:
         usable = (labels >= 0) & (counts[np.maximum(labels, 0)] >= 2)
         if len(np.unique(labels[usable])) < 2:
             return None
-        probs = out_of_fold_probabilities(ctx.features[usable], labels[usable], len(classes),
-                                          folds=ctx.config.label_folds, c=ctx.config.label_c,
-                                          seed=ctx.config.seed, dims=ctx.config.label_dims)
-        return OutOfFold(records=ctx.feature_rows[usable], labels=labels[usable], probs=probs,
-                         classes=classes)
+        probs = out_of_fold_probabilities(
+            ctx.features[usable],
+            labels[usable],
+            len(classes),
+            folds=ctx.config.label_folds,
+            c=ctx.config.label_c,
+            seed=ctx.config.seed,
+            dims=ctx.config.label_dims,
+        )
+        return OutOfFold(
+            records=ctx.feature_rows[usable], labels=labels[usable], probs=probs, classes=classes
+        )
 
     return ctx.shared("out_of_fold", compute)
 
 
-@register_check("label_issues", severity="warning", fix="all", title="Suspected wrong labels",
-                advice="Look at each image: move it to the right class folder (or fix its CSV "
-                       "row) when the label is wrong.",
-                needs=("embeddings", "labels"))
+@register_check(
+    "label_issues",
+    severity="warning",
+    fix="all",
+    title="Suspected wrong labels",
+    advice="Look at each image: move it to the right class folder (or fix its CSV "
+    "row) when the label is wrong.",
+    needs=("embeddings", "labels"),
+)
 def label_issues(ctx: Context) -> list[Finding]:
     """Images a cross-validated model confidently puts in another class than their label."""
     oof = out_of_fold(ctx)
@@ -112,11 +131,16 @@ def label_issues(ctx: Context) -> list[Finding]:
         rec = ctx.records[int(oof.records[k])]
         predicted = oof.classes[int(verdict.suggested[k])]
         confidence = float(oof.probs[k, verdict.suggested[k]])
-        out.append(spec.finding(
-            [rec.rel],
-            f"{rec.rel} is labelled '{rec.label}' but looks like '{predicted}' "
-            f"({confidence:.0%} confident).",
-            quarantine=[rec.rel], label=rec.label, predicted=predicted,
-            confidence=round(confidence, 4),
-            label_probability=round(float(verdict.self_confidence[k]), 4)))
+        out.append(
+            spec.finding(
+                [rec.rel],
+                f"{rec.rel} is labelled '{rec.label}' but looks like '{predicted}' "
+                f"({confidence:.0%} confident).",
+                quarantine=[rec.rel],
+                label=rec.label,
+                predicted=predicted,
+                confidence=round(confidence, 4),
+                label_probability=round(float(verdict.self_confidence[k]), 4),
+            )
+        )
     return out

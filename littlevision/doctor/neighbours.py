@@ -62,8 +62,9 @@ def _compute(ctx: Context) -> Neighbours:
         rows = [r.index for r in ok]
         feats = None
     by_index = {r.index: r for r in ctx.records}
-    hashes = np.array([by_index[i].phash if by_index[i].phash is not None else 0 for i in rows],
-                      dtype=np.uint64)
+    hashes = np.array(
+        [by_index[i].phash if by_index[i].phash is not None else 0 for i in rows], dtype=np.uint64
+    )
     hid = _hash_ids([by_index[i].hash for i in rows])
     m = len(rows)
     k = min(cfg.outlier_k, max(m - 1, 0))
@@ -100,10 +101,14 @@ def _compute(ctx: Context) -> Neighbours:
     rows_arr = np.array(rows, dtype=np.int64)
     ii = np.concatenate(found_i) if found_i else np.zeros(0, np.int64)
     jj = np.concatenate(found_j) if found_j else np.zeros(0, np.int64)
-    pairs = np.stack([rows_arr[ii], rows_arr[jj]], axis=1) if len(ii) else np.zeros((0, 2), np.int64)
+    pairs = (
+        np.stack([rows_arr[ii], rows_arr[jj]], axis=1) if len(ii) else np.zeros((0, 2), np.int64)
+    )
     return Neighbours(
         pairs=pairs,
-        cosine=np.concatenate(found_cos).astype(np.float32) if found_cos else np.zeros(0, np.float32),
+        cosine=np.concatenate(found_cos).astype(np.float32)
+        if found_cos
+        else np.zeros(0, np.float32),
         hamming=np.concatenate(found_ham).astype(np.int64) if found_ham else np.zeros(0, np.int64),
         knn_similarity=knn,
         knn_rows=knn_rows,

@@ -50,10 +50,15 @@ def robust_z(values: np.ndarray) -> np.ndarray:
     return (values - med) / max(float(mad), 1e-6)
 
 
-@register_check("outliers", severity="warning", fix="all", title="Outliers",
-                advice="Look at them: off-topic or broken-looking images should go; genuine but "
-                       "rare views are worth more examples like them.",
-                needs=("embeddings",))
+@register_check(
+    "outliers",
+    severity="warning",
+    fix="all",
+    title="Outliers",
+    advice="Look at them: off-topic or broken-looking images should go; genuine but "
+    "rare views are worth more examples like them.",
+    needs=("embeddings",),
+)
 def outliers(ctx: Context) -> list[Finding]:
     """Images whose nearest neighbours are much farther than usual."""
     nb = neighbours(ctx)
@@ -71,14 +76,20 @@ def outliers(ctx: Context) -> list[Finding]:
     out = []
     for row in flagged[np.argsort(-excess[flagged], kind="stable")]:
         rec = ctx.records[int(ctx.feature_rows[row])]
-        out.append(spec.finding(
-            [rec.rel],
-            f"{rec.rel} looks unlike the rest of the data (typicality "
-            f"{nb.knn_similarity[row]:.2f}; {z_dist[row]:.1f} robust standard deviations out, "
-            f"{z_lof[row]:.1f} against its neighbourhood).",
-            quarantine=[rec.rel], score=round(float(z_dist[row]), 2),
-            lof_score=round(float(z_lof[row]), 2), threshold=round(threshold, 2),
-            typicality=round(float(nb.knn_similarity[row]), 4), label=rec.label))
+        out.append(
+            spec.finding(
+                [rec.rel],
+                f"{rec.rel} looks unlike the rest of the data (typicality "
+                f"{nb.knn_similarity[row]:.2f}; {z_dist[row]:.1f} robust standard deviations out, "
+                f"{z_lof[row]:.1f} against its neighbourhood).",
+                quarantine=[rec.rel],
+                score=round(float(z_dist[row]), 2),
+                lof_score=round(float(z_lof[row]), 2),
+                threshold=round(threshold, 2),
+                typicality=round(float(nb.knn_similarity[row]), 4),
+                label=rec.label,
+            )
+        )
     return out
 
 

@@ -47,8 +47,9 @@ def data_dir_of(quarantine: str | os.PathLike[str]) -> Path:
     """The data folder a quarantine folder belongs to (``X.quarantine`` -> ``X``)."""
     q = Path(os.path.abspath(quarantine))
     if not q.name.endswith(SUFFIX):
-        raise UserError(f"'{quarantine}' is not a quarantine folder: its name should end in "
-                        f"'{SUFFIX}'.")
+        raise UserError(
+            f"'{quarantine}' is not a quarantine folder: its name should end in '{SUFFIX}'."
+        )
     return q.with_name(q.name[: -len(SUFFIX)])
 
 
@@ -204,8 +205,9 @@ def read_journal(quarantine: str | os.PathLike[str]) -> list[dict[str, Any]]:
     the record is written in full before the move starts)."""
     path = Path(quarantine) / JOURNAL
     if not path.is_file():
-        raise UserError(f"'{quarantine}' has no {JOURNAL}: it is not a littlevision quarantine "
-                        "folder.")
+        raise UserError(
+            f"'{quarantine}' has no {JOURNAL}: it is not a littlevision quarantine folder."
+        )
     records = []
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -222,8 +224,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def fix(report: Report, level: str = "errors", *, root: str | os.PathLike[str] | None = None,
-        reporter: Reporter = NULL) -> FixResult:
+def fix(
+    report: Report,
+    level: str = "errors",
+    *,
+    root: str | os.PathLike[str] | None = None,
+    reporter: Reporter = NULL,
+) -> FixResult:
     """Move the files :func:`plan_fix` lists into the quarantine folder, journalling each move.
 
     Args:
@@ -248,8 +255,16 @@ def fix(report: Report, level: str = "errors", *, root: str | os.PathLike[str] |
         return result
     session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     with _Journal(q / JOURNAL) as journal, reporter.stage("quarantine", total=len(plan)) as st:
-        journal.append({"op": "begin", "session": session, "data": str(root), "level": level,
-                        "version": JOURNAL_VERSION, "time": _now()})
+        journal.append(
+            {
+                "op": "begin",
+                "session": session,
+                "data": str(root),
+                "level": level,
+                "version": JOURNAL_VERSION,
+                "time": _now(),
+            }
+        )
         for n, move in enumerate(plan):
             st.advance(1)
             src = _inside(root, move.file)
@@ -258,23 +273,37 @@ def fix(report: Report, level: str = "errors", *, root: str | os.PathLike[str] |
                 result.skipped.append({"file": move.file, "why": why})
                 continue
             dst = _free_name(_inside(q, move.file))
-            record = {"op": "move", "id": f"{session}-{n}", "from": move.file,
-                      "to": dst.relative_to(q).as_posix(), "check": move.check, "why": move.why,
-                      "sha256": file_sha256(src), "size": src.stat().st_size, "time": _now()}
+            record = {
+                "op": "move",
+                "id": f"{session}-{n}",
+                "from": move.file,
+                "to": dst.relative_to(q).as_posix(),
+                "check": move.check,
+                "why": move.why,
+                "sha256": file_sha256(src),
+                "size": src.stat().st_size,
+                "time": _now(),
+            }
             journal.append(record)  # on disk before the file moves
             dst.parent.mkdir(parents=True, exist_ok=True)
             _move(src, dst)
             _fsync_dir(dst.parent)
             _fsync_dir(src.parent)
-            result.moved.append({"from": move.file, "to": record["to"], "check": move.check,
-                                 "why": move.why})
-        journal.append({"op": "end", "session": session, "moved": len(result.moved),
-                        "time": _now()})
+            result.moved.append(
+                {"from": move.file, "to": record["to"], "check": move.check, "why": move.why}
+            )
+        journal.append(
+            {"op": "end", "session": session, "moved": len(result.moved), "time": _now()}
+        )
     return result
 
 
-def restore(quarantine: str | os.PathLike[str], *, data: str | os.PathLike[str] | None = None,
-            reporter: Reporter = NULL) -> RestoreResult:
+def restore(
+    quarantine: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    reporter: Reporter = NULL,
+) -> RestoreResult:
     """Put every quarantined file back where it was, byte for byte, newest move first.
 
     Safe to interrupt and to run again: files already back are skipped, and nothing is ever
@@ -311,16 +340,26 @@ def restore(quarantine: str | os.PathLike[str], *, data: str | os.PathLike[str] 
             if not src.exists():
                 if dst.exists():  # moved back already, or the move never happened
                     result.already_in_place.append(rec["from"])
-                    journal.append({"op": "restored", "id": rec["id"], "time": _now(),
-                                    "note": "already in place"})
+                    journal.append(
+                        {
+                            "op": "restored",
+                            "id": rec["id"],
+                            "time": _now(),
+                            "note": "already in place",
+                        }
+                    )
                 else:
-                    result.conflicts.append({"file": rec["from"],
-                                             "why": "missing from quarantine and from its place"})
+                    result.conflicts.append(
+                        {"file": rec["from"], "why": "missing from quarantine and from its place"}
+                    )
                 continue
             if dst.exists() or dst.is_symlink():
-                result.conflicts.append({"file": rec["from"],
-                                         "why": "another file now has its name; left in "
-                                                f"quarantine as {rec['to']}"})
+                result.conflicts.append(
+                    {
+                        "file": rec["from"],
+                        "why": f"another file now has its name; left in quarantine as {rec['to']}",
+                    }
+                )
                 continue
             if rec.get("sha256") and file_sha256(src) != rec["sha256"]:
                 result.changed.append(rec["from"])

@@ -28,8 +28,16 @@ NEEDS: frozenset[str] = frozenset({"embeddings", "similarity", "labels"})
 ``labels`` (out-of-fold label probabilities, themselves made from embeddings)."""
 
 # The modules that register the built-in checks, one per family, in report order.
-BUILTIN_FAMILIES: tuple[str, ...] = ("files", "duplicates", "labels", "outliers", "quality",
-                                     "balance", "listing", "formats")
+BUILTIN_FAMILIES: tuple[str, ...] = (
+    "files",
+    "duplicates",
+    "labels",
+    "outliers",
+    "quality",
+    "balance",
+    "listing",
+    "formats",
+)
 
 
 @dataclass(frozen=True)
@@ -57,11 +65,18 @@ class CheckSpec:
     fix: str | None
     func: Callable[[Context], list[Finding]]
 
-    def finding(self, files: Iterable[str], message: str, *, quarantine: Iterable[str] = (),
-                **details: Any) -> Finding:
+    def finding(
+        self, files: Iterable[str], message: str, *, quarantine: Iterable[str] = (), **details: Any
+    ) -> Finding:
         """A :class:`Finding` of this check (its name and severity filled in)."""
-        return Finding(check=self.name, severity=self.severity, files=list(files),
-                       message=message, quarantine=list(quarantine), details=details)
+        return Finding(
+            check=self.name,
+            severity=self.severity,
+            files=list(files),
+            message=message,
+            quarantine=list(quarantine),
+            details=details,
+        )
 
     def run(self, ctx: Context) -> list[Finding]:
         return list(self.func(ctx))
@@ -70,8 +85,15 @@ class CheckSpec:
 _CHECKS: dict[str, CheckSpec] = {}
 
 
-def register_check(name: str, *, severity: str, title: str, advice: str,
-                   needs: Iterable[str] = (), fix: str | None = None):
+def register_check(
+    name: str,
+    *,
+    severity: str,
+    title: str,
+    advice: str,
+    needs: Iterable[str] = (),
+    fix: str | None = None,
+):
     """Decorator registering ``func(ctx) -> list[Finding]`` as the check ``name``.
 
     Raises:
@@ -87,8 +109,10 @@ def register_check(name: str, *, severity: str, title: str, advice: str,
 
     def add(func: Callable[[Context], list[Finding]]):
         if name in _CHECKS:
-            raise ValueError(f"A doctor check named '{name}' is already registered "
-                             f"(by {_CHECKS[name].func.__module__}).")
+            raise ValueError(
+                f"A doctor check named '{name}' is already registered "
+                f"(by {_CHECKS[name].func.__module__})."
+            )
         family = func.__module__.rsplit(".", 1)[-1]
         _CHECKS[name] = CheckSpec(name, severity, family, title, advice, needs, fix, func)
         return func
@@ -105,10 +129,15 @@ def list_checks(severity: str | None = None, family: str | None = None) -> list[
     """Registered check names in report order (worst severity first, then family order)."""
     _load_builtin()
     order = {fam: i for i, fam in enumerate(BUILTIN_FAMILIES)}
-    specs = sorted(_CHECKS.values(), key=lambda s: (SEVERITIES.index(s.severity),
-                                                    order.get(s.family, len(order))))
-    return [s.name for s in specs
-            if (severity is None or s.severity == severity) and (family is None or s.family == family)]
+    specs = sorted(
+        _CHECKS.values(),
+        key=lambda s: (SEVERITIES.index(s.severity), order.get(s.family, len(order))),
+    )
+    return [
+        s.name
+        for s in specs
+        if (severity is None or s.severity == severity) and (family is None or s.family == family)
+    ]
 
 
 def get_check(name: str) -> CheckSpec:

@@ -102,7 +102,9 @@ class Report:
         by_severity = Counter(f.severity for f in self.findings)
         by_check: dict[str, dict[str, Any]] = {}
         for f in self.findings:
-            entry = by_check.setdefault(f.check, {"severity": f.severity, "findings": 0, "files": 0})
+            entry = by_check.setdefault(
+                f.check, {"severity": f.severity, "findings": 0, "files": 0}
+            )
             entry["findings"] += 1
             entry["files"] += len(f.files)
         return {
@@ -172,8 +174,10 @@ class Report:
 
     def __repr__(self) -> str:
         s = self.summary()["by_severity"]
-        return (f"Report({self.n_images} images: {s['error']} errors, {s['warning']} warnings, "
-                f"{s['info']} info from {len(self.checks)} checks on '{self.root}')")
+        return (
+            f"Report({self.n_images} images: {s['error']} errors, {s['warning']} warnings, "
+            f"{s['info']} info from {len(self.checks)} checks on '{self.root}')"
+        )
 
 
 def _jsonable(value: Any) -> Any:

@@ -68,8 +68,15 @@ def relative_name(path: Path, root: Path | None) -> str:
     return Path(path).as_posix()
 
 
-def scan_file(index: int, path: Path, label: str | None, subset: str | None, root: Path | None,
-              size: int, max_pixels: int) -> ImageRecord:
+def scan_file(
+    index: int,
+    path: Path,
+    label: str | None,
+    subset: str | None,
+    root: Path | None,
+    size: int,
+    max_pixels: int,
+) -> ImageRecord:
     """Examine one file; never raises for anything a file's content can do."""
     rec = ImageRecord(index, Path(path), relative_name(path, root), label, subset)
     try:
@@ -85,17 +92,24 @@ def scan_file(index: int, path: Path, label: str | None, subset: str | None, roo
         rec.error = DecodeError(rec.path, "unreadable", "the file cannot be read", str(e))
         return rec
     except Exception as e:  # noqa: BLE001 - a user's file must never crash the doctor
-        rec.error = DecodeError(rec.path, "unreadable",
-                                f"decoding failed unexpectedly ({type(e).__name__})", str(e))
+        rec.error = DecodeError(
+            rec.path, "unreadable", f"decoding failed unexpectedly ({type(e).__name__})", str(e)
+        )
         return rec
     rec.measures = measure_all(image)
     rec.phash = phash(image)
     return rec
 
 
-def scan(items: Sequence, root: Path | None, size: int = 128, *, max_pixels: int,
-         workers: int | None = None, progress: Callable[[int], None] | None = None
-         ) -> list[ImageRecord]:
+def scan(
+    items: Sequence,
+    root: Path | None,
+    size: int = 128,
+    *,
+    max_pixels: int,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[ImageRecord]:
     """Scan dataset items in parallel threads (Pillow and numpy release the GIL).
 
     Args:
@@ -115,8 +129,10 @@ def scan(items: Sequence, root: Path | None, size: int = 128, *, max_pixels: int
         workers = default_threads()
     records: list[ImageRecord] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lv-doctor") as pool:
-        jobs = pool.map(lambda args: scan_file(*args, root, size, max_pixels),
-                        ((i, it.path, it.label, it.subset) for i, it in enumerate(items)))
+        jobs = pool.map(
+            lambda args: scan_file(*args, root, size, max_pixels),
+            ((i, it.path, it.label, it.subset) for i, it in enumerate(items)),
+        )
         for rec in jobs:
             records.append(rec)
             if progress is not None:

@@ -35,13 +35,19 @@ def summary_table(report: Report, examples: int = 2) -> Table:
         severity = found[0].severity
         n_files = sum(len(f.files) for f in found)
         grouped = len(found) > 1 and any(len(f.files) > 1 for f in found)
-        if grouped or (len(found) == 1 and len(found[0].files) > 1 and found[0].details.get("members")):
+        if grouped or (
+            len(found) == 1 and len(found[0].files) > 1 and found[0].details.get("members")
+        ):
             count = f"{len(found)} groups" if grouped else f"{n_files} files"
         else:
             count = str(n_files or len(found))
         shown = ", ".join([p for f in found for p in f.files][:examples]) or found[0].message
-        table.add_row(Text(severity, style=STYLES.get(severity, "")), Text(_title_advice(check)[0]),
-                      count, Text(shown))
+        table.add_row(
+            Text(severity, style=STYLES.get(severity, "")),
+            Text(_title_advice(check)[0]),
+            count,
+            Text(shown),
+        )
     return table
 
 
@@ -60,17 +66,24 @@ def print_summary(report: Report, console: Console, data_arg: str | None = None)
     console.print(
         f"{report.n_images} images, {len(report.checks)} checks{took}: "
         f"[bold red]{s['error']} errors[/], [yellow]{s['warning']} warnings[/], "
-        f"[cyan]{s['info']} info[/]", highlight=False)
+        f"[cyan]{s['info']} info[/]",
+        highlight=False,
+    )
     data = data_arg or report.root
     n_fix = len(plan_fix(report, "errors"))
     n_all = len(plan_fix(report, "all"))
     q = quarantine_dir(report.root)
     if n_fix:
-        console.print(f"next: littlevision doctor {data} --fix   (moves {n_fix} file(s) to "
-                      f"{q}; undo with --restore)", highlight=False)
+        console.print(
+            f"next: littlevision doctor {data} --fix   (moves {n_fix} file(s) to "
+            f"{q}; undo with --restore)",
+            highlight=False,
+        )
     if n_all > n_fix:
-        console.print(f"      littlevision doctor {data} --fix all   (also the {n_all - n_fix} "
-                      "suspected label issues and outliers: look at them first, --html)",
-                      highlight=False)
+        console.print(
+            f"      littlevision doctor {data} --fix all   (also the {n_all - n_fix} "
+            "suspected label issues and outliers: look at them first, --html)",
+            highlight=False,
+        )
     if not report.findings:
         console.print("[green]Nothing wrong found.[/]")

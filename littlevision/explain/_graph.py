@@ -21,15 +21,34 @@ from typing import Any
 from littlevision.errors import UserError
 
 # Layers whose 4-D output is a "feature map" a person would call a convolutional activation.
-CONV_LIKE = frozenset({
-    "Conv2D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose", "Activation", "ReLU",
-    "LeakyReLU", "ELU", "PReLU", "BatchNormalization", "Add", "Multiply",
-})
+CONV_LIKE = frozenset(
+    {
+        "Conv2D",
+        "DepthwiseConv2D",
+        "SeparableConv2D",
+        "Conv2DTranspose",
+        "Activation",
+        "ReLU",
+        "LeakyReLU",
+        "ELU",
+        "PReLU",
+        "BatchNormalization",
+        "Add",
+        "Multiply",
+    }
+)
 # Layers that prepare pixels rather than compute features: never a default to show or explain.
-PREPROCESSING = frozenset({
-    "InputLayer", "Rescaling", "Normalization", "Resizing", "CenterCrop", "ZeroPadding2D",
-    "Cropping2D",
-})
+PREPROCESSING = frozenset(
+    {
+        "InputLayer",
+        "Rescaling",
+        "Normalization",
+        "Resizing",
+        "CenterCrop",
+        "ZeroPadding2D",
+        "Cropping2D",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +73,12 @@ class LayerInfo:
     @property
     def is_feature_map(self) -> bool:
         """A 4-D, spatially extended output of a convolution-like layer."""
-        return (len(self.output_shape) == 3 and self.class_name in CONV_LIKE
-                and (self.output_shape[0] or 2) > 1 and (self.output_shape[1] or 2) > 1)
+        return (
+            len(self.output_shape) == 3
+            and self.class_name in CONV_LIKE
+            and (self.output_shape[0] or 2) > 1
+            and (self.output_shape[1] or 2) > 1
+        )
 
 
 def _is_container(layer) -> bool:
@@ -134,8 +157,12 @@ class _Stop(Exception):
     """Raised inside a trace once the last layer needed has been computed."""
 
 
-def trace(model, tap: Sequence[str] | None = (), input_shape: tuple | None = None,
-          stop_after: str | None = None) -> Traced:
+def trace(
+    model,
+    tap: Sequence[str] | None = (),
+    input_shape: tuple | None = None,
+    stop_after: str | None = None,
+) -> Traced:
     """Re-trace ``model`` symbolically, recording the outputs of the layers named in ``tap``.
 
     Args:
@@ -209,15 +236,19 @@ def resolve_layers(layers: Sequence[LayerInfo], wanted: Sequence[str | int]) -> 
             w = int(w)
         if isinstance(w, int):
             if not -len(layers) <= w < len(layers):
-                raise UserError(f"Layer index {w} is out of range: the model has {len(layers)} "
-                                "layers (see `littlevision layers RUN`).")
+                raise UserError(
+                    f"Layer index {w} is out of range: the model has {len(layers)} "
+                    "layers (see `littlevision layers RUN`)."
+                )
             out.append(layers[w])
         elif w in by_path:
             out.append(by_path[w])
         else:
             named = [info for info in layers if info.name == w]
             if not named:
-                raise UserError(f"No layer named '{w}' in the model (see `littlevision layers RUN`).")
+                raise UserError(
+                    f"No layer named '{w}' in the model (see `littlevision layers RUN`)."
+                )
             out.append(named[-1])
     return out
 

@@ -21,8 +21,9 @@ def resize_square(image: np.ndarray, size: int) -> np.ndarray:
 
     if image.shape[:2] == (size, size):
         return image
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR,
-                                                    reducing_gap=None))
+    return np.asarray(
+        Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
+    )
 
 
 def resize_map(heatmap: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -62,8 +63,9 @@ def colorize(values: np.ndarray, cmap: str = "turbo") -> np.ndarray:
     return colormap_lut(cmap)[idx]
 
 
-def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
-                  cmap: str = "turbo") -> np.ndarray:
+def blend_heatmap(
+    image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "turbo"
+) -> np.ndarray:
     """Overlay a 0..1 heatmap on a uint8 RGB image of any size.
 
     The colour's opacity grows with the heat, so cold regions keep the photo readable while the
@@ -85,8 +87,9 @@ def normalize01(x: np.ndarray, axis=None, eps: float = 1e-12) -> np.ndarray:
     return np.where(span > eps, (x - lo) / np.maximum(span, eps), 0.0).astype(np.float32)
 
 
-def tile(images: np.ndarray, columns: int | None = None, pad: int = 2,
-         background: int = 255) -> np.ndarray:
+def tile(
+    images: np.ndarray, columns: int | None = None, pad: int = 2, background: int = 255
+) -> np.ndarray:
     """Arrange uint8 images [N, H, W, 3] (or [N, H, W]) in a grid with ``pad`` pixels between."""
     images = np.asarray(images)
     if images.ndim == 3:
@@ -97,7 +100,7 @@ def tile(images: np.ndarray, columns: int | None = None, pad: int = 2,
     grid = np.full((rows * (h + pad) - pad, columns * (w + pad) - pad, 3), background, np.uint8)
     for i, img in enumerate(images):
         r, c = divmod(i, columns)
-        grid[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = img
+        grid[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = img
     return grid
 
 

@@ -43,7 +43,9 @@ def calibration(probabilities: np.ndarray, y_true: np.ndarray, bins: int = 10) -
         mean_conf = np.bincount(which, conf, bins) / counts
         acc = np.bincount(which, correct, bins) / counts
     filled = counts > 0
-    ece = float(np.sum(np.abs(acc[filled] - mean_conf[filled]) * counts[filled]) / max(len(conf), 1))
+    ece = float(
+        np.sum(np.abs(acc[filled] - mean_conf[filled]) * counts[filled]) / max(len(conf), 1)
+    )
     return Calibration(edges, mean_conf, acc, counts, ece)
 
 
@@ -56,11 +58,22 @@ def reliability_png(cal: Calibration) -> bytes:
     centres = (cal.edges[:-1] + cal.edges[1:]) / 2
     width = np.diff(cal.edges)
     filled = cal.counts > 0
-    top.bar(centres[filled], cal.accuracy[filled], width=width[filled] * 0.92, color=BLUE,
-            label="accuracy in bin")
+    top.bar(
+        centres[filled],
+        cal.accuracy[filled],
+        width=width[filled] * 0.92,
+        color=BLUE,
+        label="accuracy in bin",
+    )
     top.plot([0, 1], [0, 1], "--", color=GREY, label="perfectly calibrated")
-    top.plot(cal.confidence[filled], cal.accuracy[filled], "o", color=ORANGE, ms=4,
-             label="mean confidence")
+    top.plot(
+        cal.confidence[filled],
+        cal.accuracy[filled],
+        "o",
+        color=ORANGE,
+        ms=4,
+        label="mean confidence",
+    )
     top.set_ylabel("fraction correct")
     top.set_ylim(0, 1.02)
     top.set_title(f"Reliability (ECE {cal.ece:.3f})", fontsize=11)
@@ -76,10 +89,18 @@ def learning_curves_png(history: dict[str, list[float]]) -> bytes | None:
     """One panel per metric (loss, accuracy...), training and validation curves together."""
     from matplotlib.figure import Figure
 
-    series = {k: [float(v) for v in vals] for k, vals in history.items()
-              if isinstance(vals, list) and vals and all(isinstance(v, (int, float)) for v in vals)}
-    bases = list(dict.fromkeys(k.removeprefix("val_") for k in series
-                               if k not in ("lr", "learning_rate", "epoch", "time", "seconds")))
+    series = {
+        k: [float(v) for v in vals]
+        for k, vals in history.items()
+        if isinstance(vals, list) and vals and all(isinstance(v, (int, float)) for v in vals)
+    }
+    bases = list(
+        dict.fromkeys(
+            k.removeprefix("val_")
+            for k in series
+            if k not in ("lr", "learning_rate", "epoch", "time", "seconds")
+        )
+    )
     if not bases:
         return None
     fig = Figure(figsize=(4.2 * len(bases), 3.4), layout="constrained")
@@ -114,7 +135,14 @@ def confusion_png(confusion: list[list[int]], classes: list[str]) -> bytes:
     if n <= 20:
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center", fontsize=8,
-                        color="white" if rows[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(cm[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rows[i, j] > 0.6 else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     return figure_png(fig)

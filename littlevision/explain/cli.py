@@ -43,7 +43,9 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
     try:
         return [int(t) for t in items]
     except ValueError:
-        raise UserError(f"{what} must be comma-separated whole numbers. Received: '{text}'.") from None
+        raise UserError(
+            f"{what} must be comma-separated whole numbers. Received: '{text}'."
+        ) from None
 
 
 def _class_arg(value: str | None):
@@ -72,9 +74,19 @@ def register(app: typer.Typer, friendly) -> None:
     def explain_cmd(
         run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
         images: Annotated[list[Path], typer.Argument(help="Image files and/or folders.")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path("explanations"),
-        class_: Annotated[str | None, typer.Option("--class", help="Class name or index to explain (default: the predicted one).")] = None,
-        layer: Annotated[str | None, typer.Option(help="Feature-map layer (default: the last convolutional one).")] = None,
+        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path(
+            "explanations"
+        ),
+        class_: Annotated[
+            str | None,
+            typer.Option(
+                "--class", help="Class name or index to explain (default: the predicted one)."
+            ),
+        ] = None,
+        layer: Annotated[
+            str | None,
+            typer.Option(help="Feature-map layer (default: the last convolutional one)."),
+        ] = None,
         quiet: Quiet = False,
     ) -> None:
         """Grad-CAM: one PNG per image with the photo, where the model looked, and its top 3 classes."""
@@ -89,30 +101,45 @@ def register(app: typer.Typer, friendly) -> None:
 
                 get_explainer(bundle, layer)
             with rep.stage("explain", total=len(files)) as st:
-                results = explain_images(bundle, files, output, _class_arg(class_), layer,
-                                         progress=st.advance)
+                results = explain_images(
+                    bundle, files, output, _class_arg(class_), layer, progress=st.advance
+                )
         for r in results:
             if r.output is None:
                 out.print(f"[yellow]skipped[/] {r.source}: {r.error}", highlight=False)
             else:
-                out.print(f"{r.source} -> {r.label} ({100 * r.score:.1f}%), Grad-CAM for "
-                          f"{r.explained}: {r.output}", highlight=False)
+                out.print(
+                    f"{r.source} -> {r.label} ({100 * r.score:.1f}%), Grad-CAM for "
+                    f"{r.explained}: {r.output}",
+                    highlight=False,
+                )
 
     @app.command("feature-maps")
     @friendly
     def feature_maps_cmd(
         run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
         image: Annotated[Path, typer.Argument(help="One image file.")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write.")] = Path("feature-maps.png"),
-        layers: Annotated[str | None, typer.Option(help="Comma-separated layer names or indices (see `littlevision layers`); default: early, middle, late.")] = None,
-        channels: Annotated[int, typer.Option(help="Channels shown per layer (the most active).")] = 16,
+        output: Annotated[Path, typer.Option("--output", "-o", help="PNG to write.")] = Path(
+            "feature-maps.png"
+        ),
+        layers: Annotated[
+            str | None,
+            typer.Option(
+                help="Comma-separated layer names or indices (see `littlevision layers`); default: early, middle, late."
+            ),
+        ] = None,
+        channels: Annotated[
+            int, typer.Option(help="Channels shown per layer (the most active).")
+        ] = 16,
     ) -> None:
         """Feature maps: what chosen layers compute for one image, as a grid."""
         from littlevision.data.decode import load_image
         from littlevision.explain.feature_maps import feature_maps_png
 
         bundle = _load(run)
-        png = feature_maps_png(bundle, load_image(image), _split_list(layers), max_channels=channels)
+        png = feature_maps_png(
+            bundle, load_image(image), _split_list(layers), max_channels=channels
+        )
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(png)
         out.print(f"feature maps of {image} -> {output}", highlight=False)
@@ -121,9 +148,16 @@ def register(app: typer.Typer, friendly) -> None:
     @friendly
     def filters_cmd(
         run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path("filters"),
-        layer: Annotated[str | None, typer.Option(help="Layer whose filters to synthesise (default: a middle one).")] = None,
-        filters: Annotated[str, typer.Option(help="Comma-separated filter indices of --layer.")] = "0,1,2,3,4,5,6,7",
+        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path(
+            "filters"
+        ),
+        layer: Annotated[
+            str | None,
+            typer.Option(help="Layer whose filters to synthesise (default: a middle one)."),
+        ] = None,
+        filters: Annotated[
+            str, typer.Option(help="Comma-separated filter indices of --layer.")
+        ] = "0,1,2,3,4,5,6,7",
         classes: Annotated[bool, typer.Option(help="Also synthesise one image per class.")] = True,
         steps: Annotated[int, typer.Option(help="Gradient-ascent steps.")] = 36,
         quiet: Quiet = False,
@@ -146,11 +180,15 @@ def register(app: typer.Typer, friendly) -> None:
                 config = flt.AscentConfig(steps=steps)
                 images = flt.maximize_activation(model, layer, chosen, config)
                 path = output / "filter-patterns.png"
-                path.write_bytes(_imaging.encode(_imaging.tile(images, columns=min(4, len(images)))))
+                path.write_bytes(
+                    _imaging.encode(_imaging.tile(images, columns=min(4, len(images))))
+                )
                 written.append(path)
             if classes:
                 with rep.stage("class patterns"):
-                    images = flt.maximize_class(model, None, flt.AscentConfig(steps=steps, size=160))
+                    images = flt.maximize_class(
+                        model, None, flt.AscentConfig(steps=steps, size=160)
+                    )
                     for label, img in zip(bundle.labels, images, strict=True):
                         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in label)
                         path = output / f"class-{safe}.png"
@@ -163,7 +201,9 @@ def register(app: typer.Typer, friendly) -> None:
     @friendly
     def layers_cmd(
         run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
-        all_: Annotated[bool, typer.Option("--all", help="Every layer, not only feature maps.")] = False,
+        all_: Annotated[
+            bool, typer.Option("--all", help="Every layer, not only feature maps.")
+        ] = False,
     ) -> None:
         """List the model's layers (index, name, type, output shape) for --layers and --layer."""
         from rich.table import Table
@@ -175,16 +215,25 @@ def register(app: typer.Typer, friendly) -> None:
             table.add_column(col, justify="right" if col == "#" else "left")
         for info in list_layers(_load(run)):
             if all_ or info.is_feature_map:
-                table.add_row(str(info.index), info.path, info.class_name,
-                              " x ".join(str(s) for s in info.output_shape))
+                table.add_row(
+                    str(info.index),
+                    info.path,
+                    info.class_name,
+                    " x ".join(str(s) for s in info.output_shape),
+                )
         out.print(table)
 
     @app.command("report")
     @friendly
     def report_cmd(
         run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
-        output: Annotated[Path | None, typer.Option("--output", "-o", help="HTML file (default: RUN/report.html).")] = None,
-        data: Annotated[Path | None, typer.Option(help="Where the training data is now, if it moved.")] = None,
+        output: Annotated[
+            Path | None,
+            typer.Option("--output", "-o", help="HTML file (default: RUN/report.html)."),
+        ] = None,
+        data: Annotated[
+            Path | None, typer.Option(help="Where the training data is now, if it moved.")
+        ] = None,
         quiet: Quiet = False,
     ) -> None:
         """One self-contained HTML report: data, curves, errors with Grad-CAM, filters, model card."""

@@ -15,7 +15,13 @@ import numpy as np
 from littlevision.explain import _imaging
 from littlevision.explain._graph import LayerInfo, resolve_layers, trace
 
-__all__ = ["FeatureMap", "default_layers", "feature_maps", "feature_maps_figure", "feature_maps_png"]
+__all__ = [
+    "FeatureMap",
+    "default_layers",
+    "feature_maps",
+    "feature_maps_figure",
+    "feature_maps_png",
+]
 
 
 @dataclass
@@ -43,9 +49,12 @@ def default_layers(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
     sees), else any convolution-like output.
     """
     maps = [info for info in layers if info.is_feature_map]
-    activated = [info for info in maps
-                 if info.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU")
-                 or (info.class_name.startswith("Conv") and "relu" in info.name.lower())]
+    activated = [
+        info
+        for info in maps
+        if info.class_name in ("Activation", "ReLU", "LeakyReLU", "ELU", "PReLU")
+        or (info.class_name.startswith("Conv") and "relu" in info.name.lower())
+    ]
     pool = activated if len(activated) >= 3 else maps
     if not pool:
         return []
@@ -62,8 +71,9 @@ def _model_and_image(model, image):
     return keras_model, img
 
 
-def feature_maps(model, image: np.ndarray,
-                 layers: Sequence[str | int] | None = None) -> list[FeatureMap]:
+def feature_maps(
+    model, image: np.ndarray, layers: Sequence[str | int] | None = None
+) -> list[FeatureMap]:
     """Activations of ``layers`` for one image.
 
     Args:
@@ -86,8 +96,10 @@ def feature_maps(model, image: np.ndarray,
     probe = keras.Model(t.input, [t.taps[info.path] for info in chosen])
     outs = probe(img[None].astype(np.float32), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return [FeatureMap(info, np.asarray(out)[0].astype(np.float32))
-            for info, out in zip(chosen, outs, strict=True)]
+    return [
+        FeatureMap(info, np.asarray(out)[0].astype(np.float32))
+        for info, out in zip(chosen, outs, strict=True)
+    ]
 
 
 def _channel_tiles(fm: FeatureMap, max_channels: int, tile: int) -> np.ndarray:
@@ -100,12 +112,15 @@ def _channel_tiles(fm: FeatureMap, max_channels: int, tile: int) -> np.ndarray:
     chans = _imaging.normalize01(np.moveaxis(acts[..., idx], -1, 0), axis=(1, 2))
     coloured = np.stack([_imaging.colorize(c, "viridis") for c in chans])
     factor = max(1, tile // max(coloured.shape[1:3]))
-    return _imaging.tile(_imaging.upscale_nearest(coloured, factor),
-                         columns=min(8, len(coloured)))
+    return _imaging.tile(_imaging.upscale_nearest(coloured, factor), columns=min(8, len(coloured)))
 
 
-def feature_maps_figure(maps: Sequence[FeatureMap], image: np.ndarray | None = None,
-                        max_channels: int = 16, tile: int = 64):
+def feature_maps_figure(
+    maps: Sequence[FeatureMap],
+    image: np.ndarray | None = None,
+    max_channels: int = 16,
+    tile: int = 64,
+):
     """A matplotlib Figure: the image, then each layer's strongest channels as a grid.
 
     Each channel is scaled to its own 0..1 range (viridis: dark = quiet, yellow = active).
@@ -118,19 +133,23 @@ def feature_maps_figure(maps: Sequence[FeatureMap], image: np.ndarray | None = N
     if image is not None:
         axes[0].imshow(image)
         axes[0].set_title("input", fontsize=10)
-    for ax, fm in zip(axes[rows - len(maps):], maps, strict=True):
+    for ax, fm in zip(axes[rows - len(maps) :], maps, strict=True):
         ax.imshow(_channel_tiles(fm, max_channels, tile), interpolation="nearest")
         shape = "x".join(str(s) for s in fm.activations.shape)
         shown = min(max_channels, fm.activations.shape[-1])
-        ax.set_title(f"#{fm.layer.index} {fm.layer.path}  ({fm.layer.class_name}, {shape}): "
-                     f"{shown} most active channels", fontsize=9)
+        ax.set_title(
+            f"#{fm.layer.index} {fm.layer.path}  ({fm.layer.class_name}, {shape}): "
+            f"{shown} most active channels",
+            fontsize=9,
+        )
     for ax in axes:
         ax.set_axis_off()
     return fig
 
 
-def feature_maps_png(model, image: np.ndarray, layers: Sequence[str | int] | None = None,
-                     max_channels: int = 16) -> bytes:
+def feature_maps_png(
+    model, image: np.ndarray, layers: Sequence[str | int] | None = None, max_channels: int = 16
+) -> bytes:
     """:func:`feature_maps` drawn by :func:`feature_maps_figure`, as PNG bytes."""
     keras_model, img = _model_and_image(model, image)
     maps = feature_maps(keras_model, img, layers)

@@ -43,8 +43,9 @@ def _leaf_layers(model) -> dict[str, object]:
 
     def walk(m, prefix: str) -> None:
         for layer in m.layers:
-            if hasattr(layer, "layers") and (hasattr(layer, "_run_through_graph")
-                                             or type(layer).__name__ == "Sequential"):
+            if hasattr(layer, "layers") and (
+                hasattr(layer, "_run_through_graph") or type(layer).__name__ == "Sequential"
+            ):
                 walk(layer, f"{prefix}{layer.name}/")
             else:
                 out[f"{prefix}{layer.name}"] = layer
@@ -74,8 +75,9 @@ def first_layer_filters(model) -> np.ndarray:
     keras_model = _keras_model(model)
     info = first_conv_layer(keras_model)
     layer = _leaf_layers(keras_model)[info.path]
-    w = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel,
-                   np.float32)  # [kh, kw, in, K]
+    w = np.asarray(
+        layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel, np.float32
+    )  # [kh, kw, in, K]
     w = w[:, :, :3] if w.shape[2] >= 3 else np.repeat(w[:, :, :1], 3, axis=2)
     w = np.moveaxis(w, -1, 0)  # [K, kh, kw, 3]
     scale = np.abs(w).reshape(len(w), -1).max(axis=1)[:, None, None, None]
@@ -165,8 +167,9 @@ def _sizes(final: int, octaves: Sequence[float]) -> list[int]:
     return [max(16, int(round(final * f))) for f in octaves] or [final]
 
 
-def _ascend(keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[int],
-            config: AscentConfig) -> np.ndarray:
+def _ascend(
+    keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[int], config: AscentConfig
+) -> np.ndarray:
     """Gradient ascent on a batch of images, image i maximising target i.
 
     The target is channel ``targets[i]`` of layer ``tap`` (its mean activation) or, when
@@ -185,16 +188,18 @@ def _ascend(keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[i
         tf_logger.setLevel(level)
 
 
-def _ascend_quietly(keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[int],
-                    config: AscentConfig) -> np.ndarray:
+def _ascend_quietly(
+    keras_model, tap: str | None, targets: np.ndarray, sizes: Sequence[int], config: AscentConfig
+) -> np.ndarray:
     import tensorflow as tf
 
     rng = np.random.default_rng(config.seed)
     n = len(targets)
     idx = tf.constant(targets, tf.int32)
     blur = tf.constant(_gaussian_kernel(config.blur_sigma))
-    grad_blur = tf.constant(_gaussian_kernel(config.grad_blur_sigma)) if config.grad_blur_sigma \
-        else None
+    grad_blur = (
+        tf.constant(_gaussian_kernel(config.grad_blur_sigma)) if config.grad_blur_sigma else None
+    )
     colour = tf.constant(_colour_preconditioner())
     per_octave = max(1, config.steps // len(sizes))
     image = (128.0 + 8.0 * rng.standard_normal((n, sizes[0], sizes[0], 3))).astype(np.float32)
@@ -223,8 +228,11 @@ def _ascend_quietly(keras_model, tap: str | None, targets: np.ndarray, sizes: Se
             if grad_blur is not None:
                 g = _blur(g, grad_blur)
             g = g / (tf.sqrt(tf.reduce_mean(tf.square(g), axis=[1, 2, 3], keepdims=True)) + 1e-8)
-            x.assign(tf.clip_by_value(128.0 + (x + config.step_size * g - 128.0)
-                                      * (1.0 - config.decay), 0.0, 255.0))
+            x.assign(
+                tf.clip_by_value(
+                    128.0 + (x + config.step_size * g - 128.0) * (1.0 - config.decay), 0.0, 255.0
+                )
+            )
             return score
 
         for i in range(per_octave):
@@ -265,8 +273,12 @@ def default_filter_layer(model) -> LayerInfo:
     return picks[len(picks) // 2]
 
 
-def maximize_activation(model, layer: str | int | None = None, filters: Sequence[int] = (0, 1, 2, 3),
-                        config: AscentConfig = AscentConfig()) -> np.ndarray:
+def maximize_activation(
+    model,
+    layer: str | int | None = None,
+    filters: Sequence[int] = (0, 1, 2, 3),
+    config: AscentConfig = AscentConfig(),
+) -> np.ndarray:
     """Synthesise images that excite chosen filters (channels) of a layer.
 
     Args:
@@ -279,14 +291,19 @@ def maximize_activation(model, layer: str | int | None = None, filters: Sequence
         uint8 RGB images [len(filters), size, size, 3].
     """
     keras_model = _keras_model(model)
-    info = (resolve_layers(trace(keras_model).layers, [layer])[0] if layer is not None
-            else default_filter_layer(keras_model))
+    info = (
+        resolve_layers(trace(keras_model).layers, [layer])[0]
+        if layer is not None
+        else default_filter_layer(keras_model)
+    )
     if len(info.output_shape) != 3:
         raise UserError(f"Layer '{info.path}' has no feature map (output {info.output_shape}).")
     channels = info.output_shape[-1]
     bad = [f for f in filters if not 0 <= int(f) < channels]
     if bad:
-        raise UserError(f"Filter index must be in 0..{channels - 1} for '{info.path}'. Received: {bad[0]}.")
+        raise UserError(
+            f"Filter index must be in 0..{channels - 1} for '{info.path}'. Received: {bad[0]}."
+        )
     size = config.size or int(keras_model.inputs[0].shape[1])
     sizes = _sizes(size, config.octaves)
     if not all(_flexible_size(keras_model, info.path, s) for s in set(sizes)):
@@ -294,8 +311,9 @@ def maximize_activation(model, layer: str | int | None = None, filters: Sequence
     return _ascend(keras_model, info.path, np.asarray(filters, np.int32), sizes, config)
 
 
-def maximize_class(model, classes: Sequence[int] | None = None,
-                   config: AscentConfig = AscentConfig(size=160)) -> np.ndarray:
+def maximize_class(
+    model, classes: Sequence[int] | None = None, config: AscentConfig = AscentConfig(size=160)
+) -> np.ndarray:
     """Synthesise one image per class that the model finds most typical of it.
 
     Args:
@@ -319,4 +337,3 @@ def maximize_class(model, classes: Sequence[int] | None = None,
     if not all(_flexible_size(keras_model, None, s) for s in set(sizes)):
         sizes = [int(keras_model.inputs[0].shape[1])]
     return _ascend(keras_model, None, np.asarray(classes, np.int32), sizes, config)
-

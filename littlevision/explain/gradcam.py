@@ -60,13 +60,15 @@ def _as_keras_model(model):
     if isinstance(model, Bundle):
         return model.load_keras(), model
     if not hasattr(model, "inputs"):
-        raise TypeError(f"Expected a keras.Model, a Bundle or a run folder. Received: {type(model)}")
+        raise TypeError(
+            f"Expected a keras.Model, a Bundle or a run folder. Received: {type(model)}"
+        )
     return model, None
 
 
 def _preferred_layer(bundle) -> str | None:
     """The backbone's documented last conv layer, for runs whose card names a backbone."""
-    backbone = (bundle.card.get("backbone") if bundle is not None else None)
+    backbone = bundle.card.get("backbone") if bundle is not None else None
     if not backbone:
         return None
     try:
@@ -89,8 +91,13 @@ class Explainer:
         batch_size: Images per TensorFlow call (bounds memory).
     """
 
-    def __init__(self, model, layer: str | None = None, labels: Sequence[str] | None = None,
-                 batch_size: int = 16):
+    def __init__(
+        self,
+        model,
+        layer: str | None = None,
+        labels: Sequence[str] | None = None,
+        batch_size: int = 16,
+    ):
         from littlevision._tf import quiet_keras
 
         keras = quiet_keras()
@@ -101,15 +108,21 @@ class Explainer:
         self.batch_size = int(batch_size)
         shape = tuple(self.model.inputs[0].shape[1:])
         if len(shape) != 3 or shape[0] is None or shape[0] != shape[1]:
-            raise UserError(f"Expected a model with a square image input [S, S, 3]. Received: {shape}")
+            raise UserError(
+                f"Expected a model with a square image input [S, S, 3]. Received: {shape}"
+            )
         self.image_size = int(shape[0])
         t = trace(self.model, tap=None)
         self.layers_: list[LayerInfo] = t.layers
-        self.layer_: LayerInfo = (resolve_layers(t.layers, [layer])[0] if layer is not None
-                                  else last_feature_layer(t.layers, _preferred_layer(bundle)))
+        self.layer_: LayerInfo = (
+            resolve_layers(t.layers, [layer])[0]
+            if layer is not None
+            else last_feature_layer(t.layers, _preferred_layer(bundle))
+        )
         self.n_classes = int(t.output.shape[-1])
-        self._grad_model = keras.Model(t.input, [t.taps[self.layer_.path], t.logits, t.output],
-                                       name="gradcam")
+        self._grad_model = keras.Model(
+            t.input, [t.taps[self.layer_.path], t.logits, t.output], name="gradcam"
+        )
         size = self.image_size
         spec = [tf.TensorSpec([None, size, size, 3], tf.float32), tf.TensorSpec([None], tf.int32)]
         self._fn = tf.function(self._cam, input_signature=spec, reduce_retracing=True)
@@ -134,14 +147,17 @@ class Explainer:
         if isinstance(images, np.ndarray) and images.ndim == 4:
             batch = images
             if batch.shape[1:3] != (self.image_size, self.image_size):
-                batch = np.stack([_imaging.resize_square(_to_uint8(im), self.image_size)
-                                  for im in batch])
+                batch = np.stack(
+                    [_imaging.resize_square(_to_uint8(im), self.image_size) for im in batch]
+                )
         else:
             if isinstance(images, np.ndarray) and images.ndim == 3:
                 images = [images]
-            batch = np.stack([_imaging.resize_square(_to_uint8(im), self.image_size)
-                              for im in images]) if len(images) else np.zeros(
-                (0, self.image_size, self.image_size, 3), np.uint8)
+            batch = (
+                np.stack([_imaging.resize_square(_to_uint8(im), self.image_size) for im in images])
+                if len(images)
+                else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+            )
         if batch.ndim != 4 or batch.shape[-1] != 3:
             raise ValueError(f"Expected RGB images [N, H, W, 3]. Received: shape={batch.shape}")
         return _to_uint8(batch)
@@ -149,8 +165,11 @@ class Explainer:
     def _class_indices(self, class_index, n: int) -> np.ndarray:
         if class_index is None:
             return np.full(n, -1, np.int32)
-        values = [class_index] * n if isinstance(class_index, (int, np.integer, str)) \
+        values = (
+            [class_index] * n
+            if isinstance(class_index, (int, np.integer, str))
             else list(class_index)
+        )
         if len(values) != n:
             raise ValueError(f"Expected one class per image ({n}). Received: {len(values)}")
         out = []
@@ -160,7 +179,9 @@ class Explainer:
                 continue
             if isinstance(v, str):
                 if not self.labels or v not in self.labels:
-                    raise UserError(f"Unknown class '{v}'. Known classes: {', '.join(self.labels or [])}.")
+                    raise UserError(
+                        f"Unknown class '{v}'. Known classes: {', '.join(self.labels or [])}."
+                    )
                 v = self.labels.index(v)
             if not 0 <= int(v) < self.n_classes:
                 raise UserError(f"Class index must be in 0..{self.n_classes - 1}. Received: {v}.")
@@ -186,33 +207,53 @@ class Explainer:
         wanted = self._class_indices(class_index, len(batch))
         cams, probs, chosen = [], [], []
         for start in range(0, len(batch), self.batch_size):
-            x = batch[start:start + self.batch_size].astype(np.float32)
-            c, p, k = self._fn(x, wanted[start:start + self.batch_size])
+            x = batch[start : start + self.batch_size].astype(np.float32)
+            c, p, k = self._fn(x, wanted[start : start + self.batch_size])
             cams.append(c.numpy())
             probs.append(p.numpy())
             chosen.append(k.numpy())
         if not cams:
             size = self.image_size if upsample else int(self.layer_.output_shape[0] or 0)
-            return GradCAMResult(np.zeros((0, size, size), np.float32),
-                                 np.zeros((0, self.n_classes), np.float32),
-                                 np.zeros(0, np.int32), self.layer_.path)
+            return GradCAMResult(
+                np.zeros((0, size, size), np.float32),
+                np.zeros((0, self.n_classes), np.float32),
+                np.zeros(0, np.int32),
+                self.layer_.path,
+            )
         cam = np.concatenate(cams)
         peak = cam.reshape(len(cam), -1).max(axis=1)[:, None, None]
         cam = np.where(peak > 1e-12, cam / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
         if upsample:
             cam = np.stack([_imaging.resize_map(m, self.image_size, self.image_size) for m in cam])
             cam = np.clip(cam, 0.0, 1.0)
-        return GradCAMResult(heatmaps=cam, probabilities=np.concatenate(probs).astype(np.float32),
-                             class_indices=np.concatenate(chosen), layer=self.layer_.path)
+        return GradCAMResult(
+            heatmaps=cam,
+            probabilities=np.concatenate(probs).astype(np.float32),
+            class_indices=np.concatenate(chosen),
+            layer=self.layer_.path,
+        )
 
-    def overlay(self, image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
-                max_side: int | None = 512, cmap: str = "turbo") -> np.ndarray:
+    def overlay(
+        self,
+        image: np.ndarray,
+        heatmap: np.ndarray,
+        alpha: float = 0.5,
+        max_side: int | None = 512,
+        cmap: str = "turbo",
+    ) -> np.ndarray:
         """The heatmap blended over the (original-size, at most ``max_side``) image, uint8 RGB."""
         image = _imaging.fit_within(_to_uint8(image), max_side)
         return _imaging.blend_heatmap(image, heatmap, alpha=alpha, cmap=cmap)
 
-    def gradcam_overlay(self, image_uint8: np.ndarray, class_index=None, *, alpha: float = 0.5,
-                        max_side: int | None = 512, cmap: str = "turbo") -> tuple[bytes, np.ndarray]:
+    def gradcam_overlay(
+        self,
+        image_uint8: np.ndarray,
+        class_index=None,
+        *,
+        alpha: float = 0.5,
+        max_side: int | None = 512,
+        cmap: str = "turbo",
+    ) -> tuple[bytes, np.ndarray]:
         """One image's Grad-CAM drawn over it, as PNG bytes, and its class probabilities [C]."""
         image = _to_uint8(np.asarray(image_uint8))
         if image.ndim != 3 or image.shape[-1] != 3:
@@ -263,14 +304,22 @@ def get_explainer(model, layer: str | None = None) -> Explainer:
         return explainer
 
 
-def gradcam(model, images, class_index=None, *, layer: str | None = None,
-            upsample: bool = True) -> GradCAMResult:
+def gradcam(
+    model, images, class_index=None, *, layer: str | None = None, upsample: bool = True
+) -> GradCAMResult:
     """Grad-CAM maps [N, H, W] in 0..1 for ``images``; see :meth:`Explainer.gradcam`."""
     return get_explainer(model, layer).gradcam(images, class_index, upsample=upsample)
 
 
-def gradcam_overlay(model, image_uint8: np.ndarray, class_index=None, *, alpha: float = 0.5,
-                    max_side: int | None = 512, layer: str | None = None) -> tuple[bytes, np.ndarray]:
+def gradcam_overlay(
+    model,
+    image_uint8: np.ndarray,
+    class_index=None,
+    *,
+    alpha: float = 0.5,
+    max_side: int | None = 512,
+    layer: str | None = None,
+) -> tuple[bytes, np.ndarray]:
     """Grad-CAM of one image drawn over it: ``(overlay PNG bytes, probabilities [C])``.
 
     The entry point of the service's ``/v1/explain``: ``model`` is a keras.Model, a Bundle or a
@@ -285,5 +334,6 @@ def gradcam_overlay(model, image_uint8: np.ndarray, class_index=None, *, alpha: 
         max_side: Longest side of the returned overlay.
         layer: Feature-map layer (default: the last convolutional one).
     """
-    return get_explainer(model, layer).gradcam_overlay(image_uint8, class_index, alpha=alpha,
-                                                       max_side=max_side)
+    return get_explainer(model, layer).gradcam_overlay(
+        image_uint8, class_index, alpha=alpha, max_side=max_side
+    )

@@ -27,8 +27,15 @@ class ExplainedImage:
     error: str | None = None
 
 
-def explanation_png(image: np.ndarray, overlay: np.ndarray, probabilities: np.ndarray,
-                    labels: Sequence[str], explained: int, title: str = "", top: int = 3) -> bytes:
+def explanation_png(
+    image: np.ndarray,
+    overlay: np.ndarray,
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    explained: int,
+    title: str = "",
+    top: int = 3,
+) -> bytes:
     """The photo, the overlay and a bar chart of the ``top`` classes, side by side, as PNG."""
     from matplotlib.figure import Figure
 
@@ -44,8 +51,13 @@ def explanation_png(image: np.ndarray, overlay: np.ndarray, probabilities: np.nd
     colours = [BLUE if i == explained else GREY for i in order]
     c.barh([labels[i] for i in order], probabilities[order], color=colours)
     for y, i in enumerate(order):
-        c.text(min(probabilities[i] + 0.02, 0.82), y, f"{100 * probabilities[i]:.1f}%",
-               va="center", fontsize=9)
+        c.text(
+            min(probabilities[i] + 0.02, 0.82),
+            y,
+            f"{100 * probabilities[i]:.1f}%",
+            va="center",
+            fontsize=9,
+        )
     c.set_xlim(0, 1)
     c.set_title(f"top {len(order)} classes", fontsize=10)
     c.tick_params(labelsize=9)
@@ -53,9 +65,14 @@ def explanation_png(image: np.ndarray, overlay: np.ndarray, probabilities: np.nd
     return _imaging.figure_png(fig, dpi=90)
 
 
-def explain_images(run, images: Sequence[str | os.PathLike], output_dir: str | os.PathLike,
-                   class_index: int | str | None = None, layer: str | None = None,
-                   progress=None) -> list[ExplainedImage]:
+def explain_images(
+    run,
+    images: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    class_index: int | str | None = None,
+    layer: str | None = None,
+    progress=None,
+) -> list[ExplainedImage]:
     """Write ``<output_dir>/<image stem>.png`` for each image: photo, Grad-CAM, top-3 classes.
 
     Args:

@@ -128,13 +128,16 @@ def _validation_files(bundle: Bundle, data_root: str | os.PathLike | None) -> _V
             continue
         paths.append(p)
         y.append(index[label])
-    out = _Validation(paths=paths, y=np.asarray(y, np.int64), n_listed=len(rel), n_missing=missing,
-                      root=root)
+    out = _Validation(
+        paths=paths, y=np.asarray(y, np.int64), n_listed=len(rel), n_missing=missing, root=root
+    )
     shown_root = next((str(c) for c in candidates if c), "?")
     if not paths:
-        out.note = (f"The validation images are gone (looked in '{shown_root}'): calibration, top "
-                    "losses and Grad-CAM examples need them. Run `littlevision report RUN "
-                    "--data FOLDER` with the data's new location to include them.")
+        out.note = (
+            f"The validation images are gone (looked in '{shown_root}'): calibration, top "
+            "losses and Grad-CAM examples need them. Run `littlevision report RUN "
+            "--data FOLDER` with the data's new location to include them."
+        )
     elif missing:
         out.note = f"{missing} of {len(rel)} validation images are gone; the rest are shown."
     return out
@@ -168,8 +171,9 @@ def _relative(path: Path, root: Path | None) -> str:
 
 
 def _jpeg_uri(image: np.ndarray, thumb: int) -> str:
-    return _imaging.data_uri(_imaging.encode(_imaging.fit_within(image, thumb), "JPEG", 85),
-                             "image/jpeg")
+    return _imaging.data_uri(
+        _imaging.encode(_imaging.fit_within(image, thumb), "JPEG", 85), "image/jpeg"
+    )
 
 
 def _png_uri(data: bytes) -> str:
@@ -181,16 +185,22 @@ def _pick_examples(val: _Validation, config: ReportConfig) -> tuple[list[int], l
     pred = probs.argmax(axis=1)
     p_true = probs[np.arange(len(probs)), val.y]
     wrong = np.flatnonzero(pred != val.y)
-    wrong = wrong[np.argsort(p_true[wrong], kind="stable")][:config.n_top_losses]
+    wrong = wrong[np.argsort(p_true[wrong], kind="stable")][: config.n_top_losses]
     right = np.flatnonzero(pred == val.y)
     rng = np.random.default_rng(config.seed)
     right = np.sort(rng.choice(right, size=min(config.n_correct, len(right)), replace=False))
     return wrong.tolist(), right.tolist()
 
 
-def _explained_examples(explainer, val: _Validation, labels: list[str], wrong: list[int],
-                        right: list[int], config: ReportConfig,
-                        reporter: Reporter) -> tuple[list[dict], list[dict], np.ndarray | None]:
+def _explained_examples(
+    explainer,
+    val: _Validation,
+    labels: list[str],
+    wrong: list[int],
+    right: list[int],
+    config: ReportConfig,
+    reporter: Reporter,
+) -> tuple[list[dict], list[dict], np.ndarray | None]:
     """Grad-CAM for the chosen images: predicted class for all, true class too for mistakes."""
     from littlevision.data.decode import load_image
 
@@ -214,8 +224,9 @@ def _explained_examples(explainer, val: _Validation, labels: list[str], wrong: l
             is_wrong = [i in set(wrong) for i in kept]
             wrong_imgs = [o for o, w in zip(originals, is_wrong, strict=True) if w]
             wrong_true = [c for c, w in zip(true_cls, is_wrong, strict=True) if w]
-            true_maps = iter(explainer.gradcam(wrong_imgs, wrong_true).heatmaps) if wrong_imgs \
-                else iter(())
+            true_maps = (
+                iter(explainer.gradcam(wrong_imgs, wrong_true).heatmaps) if wrong_imgs else iter(())
+            )
         st.advance(len(kept))
     bad, good = [], []
     for k, (i, img) in enumerate(zip(kept, originals, strict=True)):
@@ -223,22 +234,30 @@ def _explained_examples(explainer, val: _Validation, labels: list[str], wrong: l
         pred, true = int(p.argmax()), int(val.y[i])
         item = {
             "file": _relative(val.paths[i], val.root),
-            "true": labels[true], "predicted": labels[pred],
-            "p_predicted": float(p[pred]), "p_true": float(p[true]),
+            "true": labels[true],
+            "predicted": labels[pred],
+            "p_predicted": float(p[pred]),
+            "p_true": float(p[true]),
             "image": _jpeg_uri(img, config.thumb),
-            "cam_predicted": None, "cam_true": None, "true_empty": False,
+            "cam_predicted": None,
+            "cam_true": None,
+            "true_empty": False,
         }
         if pred_maps is not None:
-            item["cam_predicted"] = _jpeg_uri(explainer.overlay(img, pred_maps[k], max_side=None),
-                                              config.thumb)
+            item["cam_predicted"] = _jpeg_uri(
+                explainer.overlay(img, pred_maps[k], max_side=None), config.thumb
+            )
             if pred != true:
                 true_map = next(true_maps)
                 item["true_empty"] = bool(true_map.max() <= 0)
-                item["cam_true"] = _jpeg_uri(explainer.overlay(img, true_map, max_side=None),
-                                             config.thumb)
+                item["cam_true"] = _jpeg_uri(
+                    explainer.overlay(img, true_map, max_side=None), config.thumb
+                )
         (bad if pred != true else good).append(item)
     right_set = set(right)
-    pick = next((img for i, img in zip(kept, originals, strict=True) if i in right_set), originals[0])
+    pick = next(
+        (img for i, img in zip(kept, originals, strict=True) if i in right_set), originals[0]
+    )
     return bad, good, (_imaging.resize_square(pick, size) if size else None)
 
 
@@ -264,9 +283,12 @@ class _Notes:
                 return self
 
             def __exit__(self, exc_type, exc, tb):
-                notes.seconds[what] = notes.seconds.get(what, 0.0) + time.perf_counter() - self.start
-                notes.cpu_seconds[what] = (notes.cpu_seconds.get(what, 0.0)
-                                           + time.process_time() - self.cpu)
+                notes.seconds[what] = (
+                    notes.seconds.get(what, 0.0) + time.perf_counter() - self.start
+                )
+                notes.cpu_seconds[what] = (
+                    notes.cpu_seconds.get(what, 0.0) + time.process_time() - self.cpu
+                )
                 if exc is None or notes.strict or isinstance(exc, KeyboardInterrupt):
                     return False
                 notes.add(section, f"Could not {what}: {type(exc).__name__}: {exc}")
@@ -283,15 +305,27 @@ def _doctor_findings(run: Path) -> list[dict]:
         data = _read_json(path)
         if data is None:
             continue
-        rows = data if isinstance(data, list) else next(
-            (v for v in (data.values() if isinstance(data, dict) else []) if isinstance(v, list)
-             and v and all(isinstance(r, dict) for r in v)), [])
+        rows = (
+            data
+            if isinstance(data, list)
+            else next(
+                (
+                    v
+                    for v in (data.values() if isinstance(data, dict) else [])
+                    if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)
+                ),
+                [],
+            )
+        )
         rows = [r for r in rows if isinstance(r, dict)]
         preferred = ["severity", "level", "check", "name", "message", "count", "files", "paths"]
         keys = list(dict.fromkeys(k for r in rows for k in r))
         columns = [k for k in preferred if k in keys] or keys[:6]
-        summary = {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool))} \
-            if isinstance(data, dict) else {}
+        summary = (
+            {k: v for k, v in data.items() if isinstance(v, (str, int, float, bool))}
+            if isinstance(data, dict)
+            else {}
+        )
         inner = data.get("summary") if isinstance(data, dict) else None
         if isinstance(inner, dict):  # the doctor's own Report.to_json() layout
             summary.update({k: inner[k] for k in ("n_images", "n_findings") if k in inner})
@@ -307,9 +341,15 @@ def _doctor_findings(run: Path) -> list[dict]:
                 text = "" if v is None else str(v)
             return text if len(text) <= 300 else text[:297] + "…"
 
-        out.append({"file": path.name, "summary": summary, "columns": columns,
-                    "rows": [[cell(r.get(c)) for c in columns] for r in rows[:100]],
-                    "n_rows": len(rows)})
+        out.append(
+            {
+                "file": path.name,
+                "summary": summary,
+                "columns": columns,
+                "rows": [[cell(r.get(c)) for c in columns] for r in rows[:100]],
+                "n_rows": len(rows),
+            }
+        )
     return out
 
 
@@ -321,12 +361,19 @@ def _file_sizes(run: Path) -> list[tuple[str, str]]:
             n /= 1024
         return str(n)
 
-    return [(p.name, human(p.stat().st_size)) for p in sorted(run.iterdir())
-            if p.is_file() and p.name != "report.html"]
+    return [
+        (p.name, human(p.stat().st_size))
+        for p in sorted(run.iterdir())
+        if p.is_file() and p.name != "report.html"
+    ]
 
 
-def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfig = ReportConfig(),
-                  data_root: str | os.PathLike | None = None) -> dict[str, Any]:
+def build_context(
+    bundle: Bundle,
+    reporter: Reporter = NULL,
+    config: ReportConfig = ReportConfig(),
+    data_root: str | os.PathLike | None = None,
+) -> dict[str, Any]:
     """Everything the template shows, computed (images encoded) but not yet rendered."""
     started = time.perf_counter()
     card, labels = bundle.card, bundle.labels
@@ -335,16 +382,26 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
     metrics = bundle.metrics or {}
     ctx: dict[str, Any] = {
         "title": f"littlevision report: {bundle.name}",
-        "name": bundle.name, "card": card, "labels": labels, "metrics": metrics,
-        "sections": SECTIONS, "notes": notes.items, "data": data,
+        "name": bundle.name,
+        "card": card,
+        "labels": labels,
+        "metrics": metrics,
+        "sections": SECTIONS,
+        "notes": notes.items,
+        "data": data,
     }
     classes = data.get("classes") or labels
-    ctx["counts"] = [(c, data.get("counts_train", {}).get(c, 0), data.get("counts_val", {}).get(c, 0))
-                     for c in classes]
+    ctx["counts"] = [
+        (c, data.get("counts_train", {}).get(c, 0), data.get("counts_val", {}).get(c, 0))
+        for c in classes
+    ]
     ctx["skipped"] = data.get("skipped", [])
     load_report = data.get("load_report")
-    ctx["load_report"] = ("; ".join(f"{k}: {v}" for k, v in load_report.items() if v)
-                          if isinstance(load_report, dict) else load_report)
+    ctx["load_report"] = (
+        "; ".join(f"{k}: {v}" for k, v in load_report.items() if v)
+        if isinstance(load_report, dict)
+        else load_report
+    )
     ctx["doctor"] = _doctor_findings(bundle.path)
 
     history = _read_json(bundle.path / "history.json")
@@ -358,8 +415,11 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
     if metrics.get("confusion"):
         with notes.guard("confusion", "draw the confusion matrix"):
             cm = metrics["confusion"]
-            ctx["confusion"] = {"image": _png_uri(_plots.confusion_png(cm, metrics.get("classes", labels))),
-                                "rows": cm, "classes": metrics.get("classes", labels)}
+            ctx["confusion"] = {
+                "image": _png_uri(_plots.confusion_png(cm, metrics.get("classes", labels))),
+                "rows": cm,
+                "classes": metrics.get("classes", labels),
+            }
 
     # -- validation images: predictions, calibration, examples ----------------------------
     val = _validation_files(bundle, data_root)
@@ -372,8 +432,11 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
             _predict(bundle, val, config, reporter)
     if val.probabilities is not None and len(val.paths):
         cal = _plots.calibration(val.probabilities, val.y)
-        ctx["calibration"] = {"image": _png_uri(_plots.reliability_png(cal)), "ece": cal.ece,
-                              "accuracy": float((val.probabilities.argmax(1) == val.y).mean())}
+        ctx["calibration"] = {
+            "image": _png_uri(_plots.reliability_png(cal)),
+            "ece": cal.ece,
+            "accuracy": float((val.probabilities.argmax(1) == val.y).mean()),
+        }
         ctx["val_n"] = len(val.paths)
         ctx["n_wrong"] = int((val.probabilities.argmax(1) != val.y).sum())
     if val.failures:
@@ -382,11 +445,16 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
     # -- the Keras model: Grad-CAM, feature maps, filters ---------------------------------
     explainer = keras_model = None
     if not bundle.keras_path.is_file():
-        notes.add("top-losses", "This run has no model.keras, which Grad-CAM needs (only the "
-                                "ONNX model was kept); the photos are shown without it.")
+        notes.add(
+            "top-losses",
+            "This run has no model.keras, which Grad-CAM needs (only the "
+            "ONNX model was kept); the photos are shown without it.",
+        )
     else:
-        with notes.guard("top-losses", "load the Keras model for Grad-CAM"), \
-                reporter.stage("report: load model"):
+        with (
+            notes.guard("top-losses", "load the Keras model for Grad-CAM"),
+            reporter.stage("report: load model"),
+        ):
             from littlevision.explain.gradcam import get_explainer
 
             explainer = get_explainer(bundle)
@@ -397,10 +465,14 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
         wrong, right = _pick_examples(val, config)
         with notes.guard("top-losses", "explain the examples"):
             ctx["top_losses"], ctx["correct"], first_image = _explained_examples(
-                explainer, val, labels, wrong, right, config, reporter)
+                explainer, val, labels, wrong, right, config, reporter
+            )
         if explainer is None:
-            notes.add("correct", "Grad-CAM needs the Keras model (model.keras), which could not be "
-                                 "loaded; the photos are shown without it.")
+            notes.add(
+                "correct",
+                "Grad-CAM needs the Keras model (model.keras), which could not be "
+                "loaded; the photos are shown without it.",
+            )
 
     ctx.update(feature_maps=None, filters=None, filter_am=None, class_am=None, n_params=None)
     if keras_model is not None:
@@ -409,37 +481,58 @@ def build_context(bundle: Bundle, reporter: Reporter = NULL, config: ReportConfi
         from littlevision.explain.feature_maps import feature_maps, feature_maps_figure
 
         if first_image is not None:
-            with notes.guard("feature-maps", "compute feature maps"), \
-                    reporter.stage("report: feature maps"):
+            with (
+                notes.guard("feature-maps", "compute feature maps"),
+                reporter.stage("report: feature maps"),
+            ):
                 maps = feature_maps(keras_model, first_image)
                 fig = feature_maps_figure(maps, first_image, max_channels=16, tile=48)
                 ctx["feature_maps"] = _png_uri(_imaging.figure_png(fig, dpi=80))
         else:
-            notes.add("feature-maps", "Feature maps are drawn for a validation image, and none "
-                                      "is available.")
+            notes.add(
+                "feature-maps",
+                "Feature maps are drawn for a validation image, and none is available.",
+            )
         with notes.guard("filters", "draw the first-layer filters"):
-            ctx["filters"] = {"image": _png_uri(_imaging.encode(flt.filters_grid(keras_model))),
-                              "layer": flt.first_conv_layer(keras_model).path,
-                              "n": len(flt.first_layer_filters(keras_model))}
-        with notes.guard("filters", "synthesise filter patterns"), \
-                reporter.stage("report: filter patterns"):
+            ctx["filters"] = {
+                "image": _png_uri(_imaging.encode(flt.filters_grid(keras_model))),
+                "layer": flt.first_conv_layer(keras_model).path,
+                "n": len(flt.first_layer_filters(keras_model)),
+            }
+        with (
+            notes.guard("filters", "synthesise filter patterns"),
+            reporter.stage("report: filter patterns"),
+        ):
             layer = flt.default_filter_layer(keras_model)
             n = min(config.n_filters, int(layer.output_shape[-1]))
-            images = flt.maximize_activation(keras_model, layer.path, list(range(n)),
-                                             config.filter_ascent)
-            ctx["filter_am"] = {"layer": layer.path, "items": [
-                {"caption": f"filter {i}", "image": _png_uri(_imaging.encode(img))}
-                for i, img in enumerate(images)]}
-        with notes.guard("filters", "synthesise class patterns"), \
-                reporter.stage("report: class patterns"):
+            images = flt.maximize_activation(
+                keras_model, layer.path, list(range(n)), config.filter_ascent
+            )
+            ctx["filter_am"] = {
+                "layer": layer.path,
+                "items": [
+                    {"caption": f"filter {i}", "image": _png_uri(_imaging.encode(img))}
+                    for i, img in enumerate(images)
+                ],
+            }
+        with (
+            notes.guard("filters", "synthesise class patterns"),
+            reporter.stage("report: class patterns"),
+        ):
             shown = list(range(min(config.max_class_images, len(labels))))
             images = flt.maximize_class(keras_model, shown, config.class_ascent)
-            ctx["class_am"] = {"n_total": len(labels), "items": [
-                {"caption": labels[c], "image": _png_uri(_imaging.encode(img))}
-                for c, img in zip(shown, images, strict=True)]}
+            ctx["class_am"] = {
+                "n_total": len(labels),
+                "items": [
+                    {"caption": labels[c], "image": _png_uri(_imaging.encode(img))}
+                    for c, img in zip(shown, images, strict=True)
+                ],
+            }
     else:
         for section in ("feature-maps", "filters"):
-            notes.add(section, "These need the Keras model (model.keras), which could not be loaded.")
+            notes.add(
+                section, "These need the Keras model (model.keras), which could not be loaded."
+            )
 
     ctx["files"] = _file_sizes(bundle.path)
     ctx["report_seconds"] = time.perf_counter() - started
@@ -455,7 +548,9 @@ def render_report(ctx: dict[str, Any]) -> str:
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("littlevision.explain", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"], default=True),
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["pct"] = lambda x: "–" if x is None else f"{100 * float(x):.1f}%"
     env.filters["num"] = lambda x, d=3: "–" if x is None else f"{float(x):.{d}f}"
@@ -463,9 +558,14 @@ def render_report(ctx: dict[str, Any]) -> str:
     return env.get_template("report.html.j2").render(**ctx)
 
 
-def write_report(bundle: Bundle | str | os.PathLike, path: str | os.PathLike | None = None,
-                 reporter: Reporter = NULL, *, config: ReportConfig = ReportConfig(),
-                 data_root: str | os.PathLike | None = None) -> Path:
+def write_report(
+    bundle: Bundle | str | os.PathLike,
+    path: str | os.PathLike | None = None,
+    reporter: Reporter = NULL,
+    *,
+    config: ReportConfig = ReportConfig(),
+    data_root: str | os.PathLike | None = None,
+) -> Path:
     """Write the run's report as one self-contained HTML file.
 
     Args:

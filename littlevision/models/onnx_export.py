@@ -24,8 +24,15 @@ OPSET = 17
 
 # Layers that are the identity at inference time.
 _IDENTITY = {
-    "InputLayer", "Dropout", "SpatialDropout1D", "SpatialDropout2D", "GaussianNoise",
-    "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
+    "InputLayer",
+    "Dropout",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
+    "GaussianNoise",
+    "GaussianDropout",
+    "AlphaDropout",
+    "ActivityRegularization",
+    "Identity",
 }
 
 
@@ -58,7 +65,9 @@ def _activation(g: _Graph, x: str, name: str, hint: str, ndim: int) -> str:
     if name == "relu":
         return g.op("Relu", [x], hint)
     if name == "relu6":
-        return g.op("Clip", [x, g.const(np.float32(0), "zero"), g.const(np.float32(6), "six")], hint)
+        return g.op(
+            "Clip", [x, g.const(np.float32(0), "zero"), g.const(np.float32(6), "six")], hint
+        )
     if name == "sigmoid":
         return g.op("Sigmoid", [x], hint)
     if name == "tanh":
@@ -100,7 +109,11 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
         scale = np.asarray(layer.scale, np.float32)
         offset = np.asarray(layer.offset, np.float32)
         shape = (1, -1, 1, 1) if rank == 4 and scale.size > 1 else scale.shape
-        y = g.op("Mul", [x, g.const(scale.reshape(shape if scale.size > 1 else ()), "scale")], hint + "_mul")
+        y = g.op(
+            "Mul",
+            [x, g.const(scale.reshape(shape if scale.size > 1 else ()), "scale")],
+            hint + "_mul",
+        )
         oshape = (1, -1, 1, 1) if rank == 4 and offset.size > 1 else ()
         return g.op("Add", [y, g.const(offset.reshape(oshape), "offset")], hint), rank
     if cls in ("Conv2D", "DepthwiseConv2D"):
@@ -119,8 +132,15 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
         inputs = [x, g.const(kernel.astype(np.float32), hint + "_w")]
         if layer.use_bias:
             inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), hint + "_b"))
-        y = g.op("Conv", inputs, hint, kernel_shape=list(kernel.shape[2:]), strides=list(layer.strides),
-                 group=group, **_pads(layer))
+        y = g.op(
+            "Conv",
+            inputs,
+            hint,
+            kernel_shape=list(kernel.shape[2:]),
+            strides=list(layer.strides),
+            group=group,
+            **_pads(layer),
+        )
         return _activation(g, y, _act_name(layer.activation), hint + "_act", 4), 4
     if cls == "BatchNormalization":
         if rank == 4 and layer.axis not in (-1, 3):
@@ -128,9 +148,13 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
         c = layer.moving_mean.shape[0]
         gamma = layer.gamma.numpy() if layer.scale else np.ones(c, np.float32)
         beta = layer.beta.numpy() if layer.center else np.zeros(c, np.float32)
-        params = [np.asarray(a, np.float32) for a in (gamma, beta, layer.moving_mean.numpy(),
-                                                        layer.moving_variance.numpy())]
-        names = [g.const(p, f"{hint}_{k}") for p, k in zip(params, ("g", "b", "m", "v"), strict=True)]
+        params = [
+            np.asarray(a, np.float32)
+            for a in (gamma, beta, layer.moving_mean.numpy(), layer.moving_variance.numpy())
+        ]
+        names = [
+            g.const(p, f"{hint}_{k}") for p, k in zip(params, ("g", "b", "m", "v"), strict=True)
+        ]
         return g.op("BatchNormalization", [x, *names], hint, epsilon=float(layer.epsilon)), rank
     if cls == "ReLU":
         if layer.negative_slope or layer.threshold:
@@ -144,8 +168,14 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
     if cls == "Softmax":
         return _activation(g, x, "softmax", hint, rank), rank
     if cls in ("Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average"):
-        op = {"Add": "Add", "Multiply": "Mul", "Subtract": "Sub", "Maximum": "Max",
-              "Minimum": "Min", "Average": "Sum"}[cls]
+        op = {
+            "Add": "Add",
+            "Multiply": "Mul",
+            "Subtract": "Sub",
+            "Maximum": "Max",
+            "Minimum": "Min",
+            "Average": "Sum",
+        }[cls]
         y = g.op(op, list(args), hint) if op in ("Max", "Min", "Sum") or len(args) == 2 else None
         if y is None:  # chain n-ary Add/Mul
             y = args[0]
@@ -161,8 +191,15 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
     if cls in ("MaxPooling2D", "AveragePooling2D"):
         op = "MaxPool" if cls == "MaxPooling2D" else "AveragePool"
         extra = {} if op == "MaxPool" else {"count_include_pad": 0}
-        y = g.op(op, [x], hint, kernel_shape=list(layer.pool_size), strides=list(layer.strides),
-                 **_pads(layer), **extra)
+        y = g.op(
+            op,
+            [x],
+            hint,
+            kernel_shape=list(layer.pool_size),
+            strides=list(layer.strides),
+            **_pads(layer),
+            **extra,
+        )
         return y, 4
     if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
         op = "GlobalAveragePool" if cls == "GlobalAveragePooling2D" else "GlobalMaxPool"
@@ -178,14 +215,16 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
         if rank != 2:
             raise NotImplementedError(f"ONNX export: Dense '{layer.name}' on a {rank}-D input.")
         w = np.asarray(layer.kernel.numpy(), np.float32)
-        b = np.asarray(layer.bias.numpy(), np.float32) if layer.use_bias else np.zeros(w.shape[1], np.float32)
+        b = (
+            np.asarray(layer.bias.numpy(), np.float32)
+            if layer.use_bias
+            else np.zeros(w.shape[1], np.float32)
+        )
         y = g.op("Gemm", [x, g.const(w, hint + "_w"), g.const(b, hint + "_b")], hint)
         return _activation(g, y, _act_name(layer.activation), hint + "_act", 2), 2
     if _is_model(layer):
         return _convert_model(g, layer, args, ranks)
-    raise NotImplementedError(
-        f"ONNX export: layer '{layer.name}' of type {cls} is not supported."
-    )
+    raise NotImplementedError(f"ONNX export: layer '{layer.name}' of type {cls} is not supported.")
 
 
 def _is_model(layer) -> bool:
@@ -196,7 +235,9 @@ def _functional(model):
     """A Sequential model keeps its graph in a Functional twin."""
     if type(model).__name__ == "Sequential":
         if getattr(model, "_functional", None) is None:
-            raise NotImplementedError("ONNX export: build the Sequential model with an Input first.")
+            raise NotImplementedError(
+                "ONNX export: build the Sequential model with an Input first."
+            )
         return model._functional
     return model
 
@@ -243,7 +284,9 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
     if rank != 2:
         raise NotImplementedError("ONNX export: the model must end in a [N, C] output.")
     n_out = int(model.outputs[0].shape[-1])
-    if n_out == 1 and output_name == ONNX_OUTPUT:  # a sigmoid unit: P(class 1); make it [P(class 0), P(class 1)]
+    if (
+        n_out == 1 and output_name == ONNX_OUTPUT
+    ):  # a sigmoid unit: P(class 1); make it [P(class 0), P(class 1)]
         one = g.const(np.float32(1.0), "one")
         y = g.op("Concat", [g.op("Sub", [one, y], "p0"), y], "p01", axis=1)
     g.nodes.append(helper.make_node("Identity", [y], [output_name], name="output"))
@@ -251,12 +294,17 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
     graph = helper.make_graph(
         g.nodes,
         "littlevision",
-        [helper.make_tensor_value_info(ONNX_INPUT, TensorProto.UINT8, ["N", image_size, image_size, 3])],
+        [
+            helper.make_tensor_value_info(
+                ONNX_INPUT, TensorProto.UINT8, ["N", image_size, image_size, 3]
+            )
+        ],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", n_classes])],
         initializer=g.inits,
     )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="littlevision")
+    proto = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="littlevision"
+    )
     proto.ir_version = 8  # readable by older runtimes too
     onnx.checker.check_model(proto)
     path = Path(path)

@@ -108,7 +108,9 @@ class ActorPlan:
     threads_per_actor: int
 
 
-def plan_actors(ray: ModuleType, num_actors: int | None, threads_per_actor: int | None) -> ActorPlan:
+def plan_actors(
+    ray: ModuleType, num_actors: int | None, threads_per_actor: int | None
+) -> ActorPlan:
     """Fill the cluster's CPUs with single-threaded actors unless told otherwise.
 
     One thread per session and one session per core is the fastest way to spend CPUs on batch

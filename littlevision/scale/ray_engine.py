@@ -80,8 +80,14 @@ class OnnxBatchActor:
         input_name: The model's input.
     """
 
-    def __init__(self, model: Any, image_size: int, threads: int = 1, flip: bool = False,
-                 input_name: str = ONNX_INPUT) -> None:
+    def __init__(
+        self,
+        model: Any,
+        image_size: int,
+        threads: int = 1,
+        flip: bool = False,
+        input_name: str = ONNX_INPUT,
+    ) -> None:
         import ray
 
         from littlevision.inference import make_session
@@ -106,8 +112,11 @@ class OnnxBatchActor:
         images, ok, reasons, words = _decode(paths, self.image_size, self.threads)
         if self.flip and len(images):
             images = images[:, :, ::-1]
-        values = (self.session.run(None, {self.input_name: np.ascontiguousarray(images)})[0]
-                  if len(images) else None)
+        values = (
+            self.session.run(None, {self.input_name: np.ascontiguousarray(images)})[0]
+            if len(images)
+            else None
+        )
         n = len(paths)
         width = values.shape[1] if values is not None else self._width()
         out = np.zeros((n, width), np.float32)
@@ -115,8 +124,13 @@ class OnnxBatchActor:
             out[ok] = values
         ok_mask = np.zeros(n, bool)
         ok_mask[ok] = True
-        return {"index": np.asarray(batch["index"], np.int64), "ok": ok_mask, "values": out,
-                "reason": np.asarray(reasons, object), "words": np.asarray(words, object)}
+        return {
+            "index": np.asarray(batch["index"], np.int64),
+            "ok": ok_mask,
+            "values": out,
+            "reason": np.asarray(reasons, object),
+            "words": np.asarray(words, object),
+        }
 
     def _width(self) -> int:
         dim = self.session.get_outputs()[0].shape[-1]
@@ -187,8 +201,16 @@ def _streaming_context(ray) -> Iterator[None]:
         data_log.setLevel(level)
 
 
-def _run_actors(ray, names: list[str], model_bytes: bytes, image_size: int, *, plan,
-                batch_size: int, flip: bool = False) -> Iterator[dict[str, np.ndarray]]:
+def _run_actors(
+    ray,
+    names: list[str],
+    model_bytes: bytes,
+    image_size: int,
+    *,
+    plan,
+    batch_size: int,
+    flip: bool = False,
+) -> Iterator[dict[str, np.ndarray]]:
     """Yield the actors' output batches, in input order, as they complete."""
     if batch_size < 1:
         raise UserError(f"Expected batch_size >= 1. Received: batch_size={batch_size}")
@@ -204,8 +226,12 @@ def _run_actors(ray, names: list[str], model_bytes: bytes, image_size: int, *, p
         model_ref = [ray.put(model_bytes)]
         ds = ds.map_batches(
             OnnxBatchActor,
-            fn_constructor_kwargs={"model": model_ref, "image_size": image_size,
-                                   "threads": plan.threads_per_actor, "flip": flip},
+            fn_constructor_kwargs={
+                "model": model_ref,
+                "image_size": image_size,
+                "threads": plan.threads_per_actor,
+                "flip": flip,
+            },
             batch_size=batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=plan.num_actors),
@@ -230,8 +256,11 @@ class _ParquetRows:
 
         self.pa = pa
         self.labels = labels
-        fields = [pa.field("path", pa.string()), pa.field("label", pa.string()),
-                  pa.field("score", pa.float32())]
+        fields = [
+            pa.field("path", pa.string()),
+            pa.field("label", pa.string()),
+            pa.field("score", pa.float32()),
+        ]
         fields += [pa.field(name, pa.float32()) for name in labels]
         self.schema = pa.schema(fields)
         self.writer = pq.ParquetWriter(str(path), self.schema)
@@ -240,9 +269,11 @@ class _ParquetRows:
         if not names:
             return
         probs = probs.astype(np.float32, copy=False)
-        columns = [self.pa.array(names, self.pa.string()),
-                   self.pa.array([self.labels[i] for i in probs.argmax(axis=1)], self.pa.string()),
-                   self.pa.array(probs.max(axis=1))]
+        columns = [
+            self.pa.array(names, self.pa.string()),
+            self.pa.array([self.labels[i] for i in probs.argmax(axis=1)], self.pa.string()),
+            self.pa.array(probs.max(axis=1)),
+        ]
         columns += [self.pa.array(probs[:, j]) for j in range(len(self.labels))]
         self.writer.write_table(self.pa.Table.from_arrays(columns, schema=self.schema))
 
@@ -308,14 +339,16 @@ def predict_files(
         rows = PredictionCsv(tmp, labels) if suffix == ".csv" else _ParquetRows(tmp, labels)
         try:
             with reporter.stage("predict (ray)", total=len(names)) as stage:
-                for batch in _run_actors(ray, names, model_bytes, bundle.image_size, plan=plan,
-                                         batch_size=batch_size):
+                for batch in _run_actors(
+                    ray, names, model_bytes, bundle.image_size, plan=plan, batch_size=batch_size
+                ):
                     ok = batch["ok"]
                     index = batch["index"]
                     rows.write([names[i] for i in index[ok]], batch["values"][ok])
                     n_written += int(ok.sum())
-                    for i, reason, words in zip(index[~ok], batch["reason"][~ok],
-                                                batch["words"][~ok], strict=True):
+                    for i, reason, words in zip(
+                        index[~ok], batch["reason"][~ok], batch["words"][~ok], strict=True
+                    ):
                         failures.append(_failure(names[i], str(reason), str(words)))
                     stage.advance(len(index))
         except BaseException:
@@ -325,9 +358,16 @@ def predict_files(
         rows.close()
         seconds = time.perf_counter() - start
     tmp.replace(output)
-    return RayPredictSummary(output=output, n_files=len(names), n_predicted=n_written,
-                             failures=failures, seconds=seconds, num_actors=plan.num_actors,
-                             threads_per_actor=plan.threads_per_actor, batch_size=batch_size)
+    return RayPredictSummary(
+        output=output,
+        n_files=len(names),
+        n_predicted=n_written,
+        failures=failures,
+        seconds=seconds,
+        num_actors=plan.num_actors,
+        threads_per_actor=plan.threads_per_actor,
+        batch_size=batch_size,
+    )
 
 
 def embed_paths_ray(
@@ -387,11 +427,23 @@ def embed_paths_ray(
             names = [str(files[i]) for i in todo]
             with ray_session(address) as ray:
                 plan = plan_actors(ray, num_actors, threads_per_actor)
-                for batch in _run_actors(ray, names, model_bytes, embedder.image_size, plan=plan,
-                                         batch_size=batch_size, flip=flip):
-                    for j, ok, vec, reason, words in zip(batch["index"], batch["ok"],
-                                                         batch["values"], batch["reason"],
-                                                         batch["words"], strict=True):
+                for batch in _run_actors(
+                    ray,
+                    names,
+                    model_bytes,
+                    embedder.image_size,
+                    plan=plan,
+                    batch_size=batch_size,
+                    flip=flip,
+                ):
+                    for j, ok, vec, reason, words in zip(
+                        batch["index"],
+                        batch["ok"],
+                        batch["values"],
+                        batch["reason"],
+                        batch["words"],
+                        strict=True,
+                    ):
                         i = todo[int(j)]
                         if not ok:
                             failures.append(_failure(names[int(j)], str(reason), str(words)))
@@ -403,7 +455,13 @@ def embed_paths_ray(
                     st.advance(len(batch["index"]))
     ok_idx = np.array(sorted(vectors), dtype=np.int64)
     dim = next(iter(vectors.values())).shape[0] if vectors else 0
-    features = (np.stack([vectors[i] for i in ok_idx]) if len(ok_idx)
-                else np.zeros((0, dim), np.float32))
-    return Embeddings(features=features.astype(np.float32), ok_indices=ok_idx, failures=failures,
-                      hashes=hashes, n_cached=n_cached)
+    features = (
+        np.stack([vectors[i] for i in ok_idx]) if len(ok_idx) else np.zeros((0, dim), np.float32)
+    )
+    return Embeddings(
+        features=features.astype(np.float32),
+        ok_indices=ok_idx,
+        failures=failures,
+        hashes=hashes,
+        n_cached=n_cached,
+    )

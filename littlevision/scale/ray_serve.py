@@ -67,8 +67,9 @@ class ServeBatcher:
             metrics hook).
     """
 
-    def __init__(self, max_batch: int = 32, max_wait_ms: float = 2.0, max_queue: int = 256,
-                 on_batch=None) -> None:
+    def __init__(
+        self, max_batch: int = 32, max_wait_ms: float = 2.0, max_queue: int = 256, on_batch=None
+    ) -> None:
         if max_batch < 1:
             raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
         self.max_batch = int(max_batch)
@@ -99,8 +100,9 @@ class ServeBatcher:
         self._closing = False
         # One inference thread: ONNX Runtime already uses the replica's cores inside a call.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lv-infer")
-        self._batched = serve.batch(max_batch_size=self.max_batch,
-                                    batch_wait_timeout_s=self.max_wait_s)(self._run)
+        self._batched = serve.batch(
+            max_batch_size=self.max_batch, batch_wait_timeout_s=self.max_wait_s
+        )(self._run)
         self._running = True
 
     async def stop(self, timeout_s: float = 30.0) -> None:
@@ -149,8 +151,9 @@ class ServeBatcher:
         for rows in groups.values():
             images = np.stack([items[i].image for i in rows])
             start = time.perf_counter()
-            probs = await loop.run_in_executor(self._executor, items[rows[0]].model.predict_array,
-                                               images)
+            probs = await loop.run_in_executor(
+                self._executor, items[rows[0]].model.predict_array, images
+            )
             seconds = time.perf_counter() - start
             for j, i in enumerate(rows):
                 out[i] = probs[j]
@@ -177,8 +180,9 @@ def build_app(run_dir: str | os.PathLike, settings=None, serve_batching: bool = 
     if serve_batching:
         runtime = app.state.runtime
         s = runtime.settings
-        runtime.batcher = ServeBatcher(s.max_batch, s.batch_wait_ms, s.max_queue,
-                                       on_batch=runtime.batcher.on_batch)
+        runtime.batcher = ServeBatcher(
+            s.max_batch, s.batch_wait_ms, s.max_queue, on_batch=runtime.batcher.on_batch
+        )
     return app
 
 
@@ -297,23 +301,37 @@ def serve_ray(
     from ray import serve
 
     if not _is_loopback(host) and (settings is None or settings.api_key is None):
-        log.warning("Serving on %s without an API key: anyone who can reach it can reload the "
-                    "model and write feedback files.", host)
+        log.warning(
+            "Serving on %s without an API key: anyone who can reach it can reload the "
+            "model and write feedback files.",
+            host,
+        )
 
-    application = build_application(run_dir, replicas, settings=settings,
-                                    cpus_per_replica=cpus_per_replica, autoscaling=autoscaling,
-                                    max_ongoing_requests=max_ongoing_requests,
-                                    serve_batching=serve_batching, name=name)
+    application = build_application(
+        run_dir,
+        replicas,
+        settings=settings,
+        cpus_per_replica=cpus_per_replica,
+        autoscaling=autoscaling,
+        max_ongoing_requests=max_ongoing_requests,
+        serve_batching=serve_batching,
+        name=name,
+    )
     owns_ray = not ray.is_initialized()
     if owns_ray:
-        common = {"include_dashboard": False, "logging_level": logging.WARNING,
-                  "log_to_driver": False}
+        common = {
+            "include_dashboard": False,
+            "logging_level": logging.WARNING,
+            "log_to_driver": False,
+        }
         if address:
             ray.init(address=address, **common)
         else:
-            ray.init(num_cpus=default_threads(),
-                     object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
-                     **common)
+            ray.init(
+                num_cpus=default_threads(),
+                object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
+                **common,
+            )
     owns_serve = owns_ray
     try:
         serve.start(http_options={"host": host, "port": int(port)})
@@ -323,9 +341,13 @@ def serve_ray(
             serve.shutdown()
             ray.shutdown()
         raise
-    service = RayService(url=f"http://{host}:{int(port)}", name=name,
-                         replicas=None if autoscaling else int(replicas),
-                         _owns_ray=owns_ray, _owns_serve=owns_serve)
+    service = RayService(
+        url=f"http://{host}:{int(port)}",
+        name=name,
+        replicas=None if autoscaling else int(replicas),
+        _owns_ray=owns_ray,
+        _owns_serve=owns_serve,
+    )
     if not blocking:
         return service
     _wait_for_signal()
@@ -333,16 +355,21 @@ def serve_ray(
     return 0
 
 
-def autoscaling_config(max_replicas: int = 8, *, min_replicas: int = 1,
-                       target_ongoing_requests: int = 32) -> dict:
+def autoscaling_config(
+    max_replicas: int = 8, *, min_replicas: int = 1, target_ongoing_requests: int = 32
+) -> dict:
     """Serve's ``autoscaling_config`` for this service, as documented in docs/scaling.md.
 
     ``target_ongoing_requests`` defaults to the batch size: one full batch in flight per
     replica. Scale-up reacts in 10 s, scale-down waits 2 min so a burst does not flap replicas.
     """
-    return {"min_replicas": int(min_replicas), "max_replicas": int(max_replicas),
-            "target_ongoing_requests": int(target_ongoing_requests),
-            "upscale_delay_s": 10, "downscale_delay_s": 120}
+    return {
+        "min_replicas": int(min_replicas),
+        "max_replicas": int(max_replicas),
+        "target_ongoing_requests": int(target_ongoing_requests),
+        "upscale_delay_s": 10,
+        "downscale_delay_s": 120,
+    }
 
 
 def build_application(
@@ -407,24 +434,34 @@ def app_builder(args: dict[str, str]):
 
     if "run_dir" not in args:
         raise UserError("Expected the argument run_dir=RUN_FOLDER. Received: no run_dir.")
-    fields = {k: type_(args[k]) for k, type_ in
-              (("max_batch", int), ("batch_wait_ms", float), ("max_queue", int)) if k in args}
+    fields = {
+        k: type_(args[k])
+        for k, type_ in (("max_batch", int), ("batch_wait_ms", float), ("max_queue", int))
+        if k in args
+    }
     if "api_key_env" in args:
         key = os.environ.get(args["api_key_env"], "")
         if not key.strip():
-            raise UserError(f"Expected the API key in environment variable {args['api_key_env']}. "
-                            "Received: it is unset or empty.")
+            raise UserError(
+                f"Expected the API key in environment variable {args['api_key_env']}. "
+                "Received: it is unset or empty."
+            )
         fields["api_key"] = key
     settings = ServeSettings(**fields)
     replicas = str(args.get("replicas", 1))
     autoscaling = None
     if replicas == "auto":
-        autoscaling = autoscaling_config(int(args.get("max_replicas", 8)),
-                                         target_ongoing_requests=settings.max_batch)
+        autoscaling = autoscaling_config(
+            int(args.get("max_replicas", 8)), target_ongoing_requests=settings.max_batch
+        )
         replicas = "1"
-    return build_application(args["run_dir"], int(replicas), settings=settings,
-                             cpus_per_replica=float(args.get("cpus_per_replica", 1)),
-                             autoscaling=autoscaling)
+    return build_application(
+        args["run_dir"],
+        int(replicas),
+        settings=settings,
+        cpus_per_replica=float(args.get("cpus_per_replica", 1)),
+        autoscaling=autoscaling,
+    )
 
 
 def _wait_for_signal() -> None:

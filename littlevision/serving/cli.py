@@ -41,10 +41,17 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def build_settings(max_batch: int = 4, batch_wait_ms: float = 2.0, api_key_env: str | None = None,
-                   *, max_queue: int = 64, request_timeout_s: float = 30.0,
-                   max_body_mb: float = 20.0, threads: int | None = None,
-                   watch_interval_s: float = 2.0) -> ServeSettings:
+def build_settings(
+    max_batch: int = 4,
+    batch_wait_ms: float = 2.0,
+    api_key_env: str | None = None,
+    *,
+    max_queue: int = 64,
+    request_timeout_s: float = 30.0,
+    max_body_mb: float = 20.0,
+    threads: int | None = None,
+    watch_interval_s: float = 2.0,
+) -> ServeSettings:
     """The service's settings from command-line values; the API key is read from the environment."""
     api_key = None
     if api_key_env:
@@ -116,9 +123,16 @@ def serve(
 
     from littlevision.serving.app import create_app
 
-    settings = build_settings(max_batch, batch_wait_ms, api_key_env, max_queue=max_queue,
-                              request_timeout_s=request_timeout_s, max_body_mb=max_body_mb,
-                              threads=threads, watch_interval_s=watch_interval_s)
+    settings = build_settings(
+        max_batch,
+        batch_wait_ms,
+        api_key_env,
+        max_queue=max_queue,
+        request_timeout_s=request_timeout_s,
+        max_body_mb=max_body_mb,
+        threads=threads,
+        watch_interval_s=watch_interval_s,
+    )
     api_key = settings.api_key
     if not _is_loopback(host) and api_key is None:
         log.warning(
@@ -246,7 +260,9 @@ def register(app: typer.Typer, friendly) -> None:
         ] = 2.0,
         log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
         access_log: Annotated[bool, typer.Option(help="One log line per request.")] = True,
-        engine: Annotated[str, typer.Option(help="local (uvicorn) or ray (Ray Serve replicas).")] = "local",
+        engine: Annotated[
+            str, typer.Option(help="local (uvicorn) or ray (Ray Serve replicas).")
+        ] = "local",
         replicas: Annotated[int, typer.Option(help="Ray Serve replicas (with --engine ray).")] = 1,
         address: Annotated[
             str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")
@@ -259,12 +275,19 @@ def register(app: typer.Typer, friendly) -> None:
         if engine == "ray":
             from littlevision.scale import serve_ray
 
-            settings = build_settings(max_batch, batch_wait_ms, api_key_env, max_queue=max_queue,
-                                      request_timeout_s=request_timeout_s,
-                                      max_body_mb=max_body_mb, threads=threads,
-                                      watch_interval_s=watch_interval_s)
-            code = serve_ray(run, replicas, settings=settings, address=address, host=host,
-                             port=port)
+            settings = build_settings(
+                max_batch,
+                batch_wait_ms,
+                api_key_env,
+                max_queue=max_queue,
+                request_timeout_s=request_timeout_s,
+                max_body_mb=max_body_mb,
+                threads=threads,
+                watch_interval_s=watch_interval_s,
+            )
+            code = serve_ray(
+                run, replicas, settings=settings, address=address, host=host, port=port
+            )
             if code:
                 raise typer.Exit(code)
             return

@@ -81,7 +81,9 @@ def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int)
         raise UserError(f"Expected at least 2 labels in labels.json. Received: {bundle.labels}")
     # Warm both sessions (all cores when alone, one core beside another call), every batch size.
     onnx = predictor.model
-    sessions = [onnx.session] + ([onnx.stream_session] if onnx.stream_session is not onnx.session else [])
+    sessions = [onnx.session] + (
+        [onnx.stream_session] if onnx.stream_session is not onnx.session else []
+    )
     for session, n in itertools.product(sessions, sorted({1, max(1, int(warm_batch))})):
         try:
             probs = session.run(None, {ONNX_INPUT: np.zeros((n, size, size, 3), np.uint8)})[0]

@@ -77,8 +77,14 @@ class AffineAugment:
     @property
     def is_identity(self) -> bool:
         """True when no image would ever change."""
-        return not (self.rotation or self.width_shift or self.height_shift or self.shear
-                    or self.zoom or self.horizontal_flip)
+        return not (
+            self.rotation
+            or self.width_shift
+            or self.height_shift
+            or self.shear
+            or self.zoom
+            or self.horizontal_flip
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,11 +95,13 @@ NONE = AffineAugment()
 #: The tutorial's training generator: shear 0.2, zoom 0.2, horizontal flip (rescale is in the model).
 TUTORIAL = AffineAugment(shear=0.2, zoom=0.2, horizontal_flip=True)
 #: The tutorial's preview generator: adds rotation 40 degrees and shifts of 0.2.
-TUTORIAL_PREVIEW = AffineAugment(rotation=40.0, width_shift=0.2, height_shift=0.2, shear=0.2,
-                                 zoom=0.2, horizontal_flip=True)
+TUTORIAL_PREVIEW = AffineAugment(
+    rotation=40.0, width_shift=0.2, height_shift=0.2, shear=0.2, zoom=0.2, horizontal_flip=True
+)
 #: For fine-tuning a pretrained backbone: flips and small moves that keep the object whole.
-MILD = AffineAugment(rotation=10.0, width_shift=0.1, height_shift=0.1, zoom=0.1,
-                     horizontal_flip=True)
+MILD = AffineAugment(
+    rotation=10.0, width_shift=0.1, height_shift=0.1, zoom=0.1, horizontal_flip=True
+)
 
 
 def _tf():
@@ -177,8 +185,13 @@ def augment_batch(images, seed, config: AffineAugment):
     height, width = int(images.shape[1]), int(images.shape[2])
     transforms = affine_matrices(seed, shape[0], height, width, config)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.stack([height, width]),
-        fill_value=0.0, interpolation="BILINEAR", fill_mode=config.fill_mode.upper())
+        images=images,
+        transforms=transforms,
+        output_shape=tf.stack([height, width]),
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode=config.fill_mode.upper(),
+    )
 
 
 def _seed_pair(seed: int, counter):
@@ -186,9 +199,18 @@ def _seed_pair(seed: int, counter):
     return tf.stack([tf.constant(int(seed), tf.int64), tf.cast(counter, tf.int64)])
 
 
-def training_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int,
-                     config: AffineAugment, epochs: int, initial_epoch: int = 0,
-                     sample_weights: np.ndarray | None = None, views: int = 1):
+def training_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int,
+    seed: int,
+    config: AffineAugment,
+    epochs: int,
+    initial_epoch: int = 0,
+    sample_weights: np.ndarray | None = None,
+    views: int = 1,
+):
     """Shuffled, augmented batches for epochs ``initial_epoch .. epochs - 1``, in one dataset.
 
     Epoch e's order and augmentation depend only on ``(seed, e)``, so resuming at epoch k gives
@@ -216,8 +238,10 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
     if n == 0:
         raise ValueError("Expected at least one training image. Received: 0")
     if views < 1 or len(images) != views * n:
-        raise ValueError(f"Expected {views} views of {n} examples ({views * n} rows). "
-                         f"Received: {len(images)} rows")
+        raise ValueError(
+            f"Expected {views} views of {n} examples ({views * n} rows). "
+            f"Received: {len(images)} rows"
+        )
     n_steps = steps(n, batch_size)
     data = tf.constant(images)
     y = tf.constant(np.asarray(labels, np.int32))
@@ -228,8 +252,9 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
     def epoch_batches(epoch):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), seed=_seed_pair(seed, epoch))
         if views > 1:
-            pick = tf.random.stateless_uniform([n], seed=_seed_pair(seed + 2, epoch), minval=0,
-                                               maxval=views, dtype=tf.int32)
+            pick = tf.random.stateless_uniform(
+                [n], seed=_seed_pair(seed + 2, epoch), minval=0, maxval=views, dtype=tf.int32
+            )
             order = tf.gather(pick, order) * n + order
         batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate()
         return batches.map(lambda b, idx: (epoch * n_steps + b, idx))
@@ -237,7 +262,11 @@ def training_dataset(images: np.ndarray, labels: np.ndarray, *, batch_size: int,
     @tf.autograph.experimental.do_not_convert
     def load(counter, idx):
         x = tf.gather(data, idx)
-        x = augment_batch(x, _seed_pair(seed + 1, counter), config) if spatial else tf.cast(x, tf.float32)
+        x = (
+            augment_batch(x, _seed_pair(seed + 1, counter), config)
+            if spatial
+            else tf.cast(x, tf.float32)
+        )
         example = idx % n
         out = (x, tf.gather(y, example))
         return out + (tf.gather(w, example),) if w is not None else out
@@ -251,13 +280,17 @@ def eval_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_siz
     tf = _tf()
     parts = (images,) if labels is None else (images, np.asarray(labels, np.int32))
     ds = tf.data.Dataset.from_tensor_slices(parts).batch(batch_size)
-    cast = (lambda x: tf.cast(x, tf.float32)) if labels is None else (
-        lambda x, y: (tf.cast(x, tf.float32), y))
+    cast = (
+        (lambda x: tf.cast(x, tf.float32))
+        if labels is None
+        else (lambda x, y: (tf.cast(x, tf.float32), y))
+    )
     return ds.map(tf.autograph.experimental.do_not_convert(cast)).prefetch(2)
 
 
-def augment_array(images: np.ndarray, seed: int, config: AffineAugment,
-                  batch_size: int = 64) -> np.ndarray:
+def augment_array(
+    images: np.ndarray, seed: int, config: AffineAugment, batch_size: int = 64
+) -> np.ndarray:
     """Augmented copies of uint8 images (one random transform each), as uint8 ``[N, H, W, 3]``.
 
     For recipes that augment once and reuse the result (fine-tuning on cached activations).
@@ -265,9 +298,9 @@ def augment_array(images: np.ndarray, seed: int, config: AffineAugment,
     tf = _tf()
     out = np.empty_like(images)
     for b, start in enumerate(range(0, len(images), batch_size)):
-        chunk = images[start:start + batch_size]
+        chunk = images[start : start + batch_size]
         x = augment_batch(tf.constant(chunk), _seed_pair(seed, b), config)
-        out[start:start + len(chunk)] = np.clip(np.rint(x.numpy()), 0, 255).astype(np.uint8)
+        out[start : start + len(chunk)] = np.clip(np.rint(x.numpy()), 0, 255).astype(np.uint8)
     return out
 
 

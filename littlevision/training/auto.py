@@ -57,23 +57,38 @@ def choose_recipe(counts: dict[str, int], n_val: int, bottleneck_accuracy: float
     n_classes = max(len(counts), 2)
     chance = 1.0 / n_classes
     if smallest < MIN_PER_CLASS_FINETUNE:
-        return Choice("bottleneck", f"the smallest class has {smallest} training images "
-                      f"(< {MIN_PER_CLASS_FINETUNE}): fine-tuning would memorise them, a linear "
-                      "classifier on frozen features is the safe choice")
+        return Choice(
+            "bottleneck",
+            f"the smallest class has {smallest} training images "
+            f"(< {MIN_PER_CLASS_FINETUNE}): fine-tuning would memorise them, a linear "
+            "classifier on frozen features is the safe choice",
+        )
     if n_val < MIN_VALIDATION or bottleneck_accuracy is None:
-        return Choice("bottleneck", f"only {n_val} validation images: too few to check that "
-                      "fine-tuning does better, so the simplest model is kept")
+        return Choice(
+            "bottleneck",
+            f"only {n_val} validation images: too few to check that "
+            "fine-tuning does better, so the simplest model is kept",
+        )
     pct = f"{100 * bottleneck_accuracy:.1f}%"
     if bottleneck_accuracy >= 1.0:
-        return Choice("bottleneck", f"the bottleneck model is already right on all {n_val} "
-                      "validation images: nothing is left for fine-tuning to win")
+        return Choice(
+            "bottleneck",
+            f"the bottleneck model is already right on all {n_val} "
+            "validation images: nothing is left for fine-tuning to win",
+        )
     if bottleneck_accuracy < chance + 0.25 * (1 - chance) and smallest >= MIN_PER_CLASS_SCRATCH:
-        return Choice("scratch", f"pretrained features barely separate the classes ({pct} vs "
-                      f"{100 * chance:.0f}% by chance) and every class has >= {smallest} images: "
-                      "a network trained from scratch can learn features of its own")
-    return Choice("finetune", f"the bottleneck model gets {pct} on {n_val} validation images and "
-                  f"every class has >= {smallest} training images: fine-tuning the backbone's top "
-                  "blocks (from a bottleneck head, kept if no epoch beats it) can do better")
+        return Choice(
+            "scratch",
+            f"pretrained features barely separate the classes ({pct} vs "
+            f"{100 * chance:.0f}% by chance) and every class has >= {smallest} images: "
+            "a network trained from scratch can learn features of its own",
+        )
+    return Choice(
+        "finetune",
+        f"the bottleneck model gets {pct} on {n_val} validation images and "
+        f"every class has >= {smallest} training images: fine-tuning the backbone's top "
+        "blocks (from a bottleneck head, kept if no epoch beats it) can do better",
+    )
 
 
 @register_recipe("auto")
@@ -88,8 +103,14 @@ class Auto(Recipe):
         resume: Passed to scratch/finetune (``train --resume``).
     """
 
-    def __init__(self, backbone: str = "lite0", image_size: int | None = None,
-                 epochs: int | None = None, seed: int = 0, resume: bool = False):
+    def __init__(
+        self,
+        backbone: str = "lite0",
+        image_size: int | None = None,
+        epochs: int | None = None,
+        seed: int = 0,
+        resume: bool = False,
+    ):
         self.backbone = backbone
         self.image_size = image_size
         self.epochs = epochs
@@ -102,8 +123,7 @@ class Auto(Recipe):
         quick.fit(train, val, reporter=reporter, output=output)
         first = quick.result
         y = val.y[first.val_indices]
-        accuracy = (float((first.val_probabilities.argmax(axis=1) == y).mean())
-                    if len(y) else None)
+        accuracy = float((first.val_probabilities.argmax(axis=1) == y).mean()) if len(y) else None
         choice = choose_recipe(train.counts(), len(y), accuracy)
         reporter.log(f"auto: chose {choice.recipe}: {choice.why}")
         if choice.recipe == "bottleneck":
@@ -119,16 +139,24 @@ class Auto(Recipe):
             chosen = create_recipe(choice.recipe, **params)
             chosen.fit(train, val, reporter=reporter, output=output)
             result = chosen.result
-            result.timings = {**{f"bottleneck_{k}": v for k, v in first.timings.items()},
-                              **result.timings}
+            result.timings = {
+                **{f"bottleneck_{k}": v for k, v in first.timings.items()},
+                **result.timings,
+            }
         if choice.recipe == "scratch":
             self.backbone = None
         self.chosen_ = choice.recipe
-        result.info = {**result.info, "auto": {
-            "chosen": choice.recipe, "why": choice.why,
-            "bottleneck_accuracy": accuracy,
-            "bottleneck_log_loss": _log_loss(first.val_probabilities, y),
-            "counts_train": train.counts(), "n_val": int(len(y))}}
+        result.info = {
+            **result.info,
+            "auto": {
+                "chosen": choice.recipe,
+                "why": choice.why,
+                "bottleneck_accuracy": accuracy,
+                "bottleneck_log_loss": _log_loss(first.val_probabilities, y),
+                "counts_train": train.counts(),
+                "n_val": int(len(y)),
+            },
+        }
         return result
 
 

@@ -35,7 +35,9 @@ class Recipe:
     backbone: str | None = None
 
     def get_params(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")}
+        return {
+            k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")
+        }
 
     def fit(self, train, val, reporter: Reporter = NULL, output=None) -> Recipe:
         """Learn from ``train``, measure on ``val``; sets ``result_`` and ``classes_``.
@@ -69,15 +71,21 @@ def check_trainable(train, val) -> None:
     counts = train.counts()
     if len(counts) < 2:
         found = f"only '{next(iter(counts))}'" if counts else "none"
-        raise UserError(f"Training needs at least 2 classes (one subfolder per class); found {found}.")
+        raise UserError(
+            f"Training needs at least 2 classes (one subfolder per class); found {found}."
+        )
     empty = [c for c, n in counts.items() if n == 0]
     if empty:
-        raise UserError(f"Class '{empty[0]}' has no training images"
-                        + (f" (nor {len(empty) - 1} other classes)" if len(empty) > 1 else "")
-                        + ": add images or remove the class folder.")
+        raise UserError(
+            f"Class '{empty[0]}' has no training images"
+            + (f" (nor {len(empty) - 1} other classes)" if len(empty) > 1 else "")
+            + ": add images or remove the class folder."
+        )
     if list(val.classes) != list(train.classes):
-        raise UserError("The validation set's classes differ from the training set's: "
-                        f"{list(val.classes)} vs {list(train.classes)}.")
+        raise UserError(
+            "The validation set's classes differ from the training set's: "
+            f"{list(val.classes)} vs {list(train.classes)}."
+        )
 
 
 def class_weights(y: np.ndarray, n_classes: int, threshold: float = 1.5) -> dict[int, float] | None:

@@ -18,9 +18,15 @@ from littlevision.training.base import FitResult, Recipe, class_weights
 from littlevision.training.registry import register_recipe
 
 
-def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0,
-                    cs: int = 9, balanced: bool | None = None,
-                    groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+def fit_linear_head(
+    features: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    seed: int = 0,
+    cs: int = 9,
+    balanced: bool | None = None,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Fit a standardised logistic regression and fold it into Dense weights.
 
     Args:
@@ -47,8 +53,11 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: i
     sigma = features.std(axis=0) + 1e-6
     z = ((features - mu) / sigma).astype(np.float32)
     local = np.searchsorted(present, y)  # classes renumbered over those present
-    weights = class_weights(y, n_classes) if balanced is None else (
-        class_weights(y, n_classes, threshold=1.0) if balanced else None)
+    weights = (
+        class_weights(y, n_classes)
+        if balanced is None
+        else (class_weights(y, n_classes, threshold=1.0) if balanced else None)
+    )
     sample_weight = None if not weights else np.array([weights[int(c)] for c in y], np.float32)
     images = slice(None) if groups is None else np.unique(groups, return_index=True)[1]
     n_images = len(y[images])
@@ -59,7 +68,9 @@ def fit_linear_head(features: np.ndarray, y: np.ndarray, n_classes: int, seed: i
         if groups is None:
             cv = StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, local)
         else:
-            cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(z, local, groups)
+            cv = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+                z, local, groups
+            )
         chosen, _ = choose_c(z, local, len(present), list(cv), grid, sample_weight)
     else:  # too few images for cross-validation: a moderate default
         chosen = 0.01
@@ -86,8 +97,9 @@ def build_classifier(backbone: str, image_size: int, kernel: np.ndarray, bias: n
     from littlevision.models import create_backbone
 
     keras = quiet_keras()
-    base = create_backbone(backbone, input_shape=(image_size, image_size, 3), include_top=False,
-                           pooling="avg")
+    base = create_backbone(
+        backbone, input_shape=(image_size, image_size, 3), include_top=False, pooling="avg"
+    )
     base.trainable = False
     inputs = keras.Input((image_size, image_size, 3), name="pixels")
     x = base(inputs, training=False)
@@ -113,8 +125,14 @@ class Bottleneck(Recipe):
             interrupted one stopped.
     """
 
-    def __init__(self, backbone: str = "lite0", image_size: int | None = None,
-                 flip_augment: bool = True, seed: int = 0, resume: bool = False):
+    def __init__(
+        self,
+        backbone: str = "lite0",
+        image_size: int | None = None,
+        flip_augment: bool = True,
+        seed: int = 0,
+        resume: bool = False,
+    ):
         self.backbone = backbone
         self.image_size = image_size
         self.flip_augment = flip_augment
@@ -125,8 +143,9 @@ class Bottleneck(Recipe):
         t0 = time.perf_counter()
         embedder = Embedder(self.backbone, self.image_size)
         size = embedder.image_size
-        with reporter.stage("embed train" + (" (and mirrored)" if self.flip_augment else ""),
-                            total=len(train)) as st:
+        with reporter.stage(
+            "embed train" + (" (and mirrored)" if self.flip_augment else ""), total=len(train)
+        ) as st:
             if self.flip_augment:
                 tr, fl = embedder.embed_paths_and_mirrors(train.paths, progress=st.advance)
             else:
@@ -140,17 +159,24 @@ class Bottleneck(Recipe):
             groups = np.concatenate([tr.ok_indices, fl.ok_indices])
         t_embed = time.perf_counter() - t0
         with reporter.stage("fit classifier"):
-            kernel, bias, info = fit_linear_head(feats, y, len(train.classes), seed=self.seed,
-                                                 groups=groups)
+            kernel, bias, info = fit_linear_head(
+                feats, y, len(train.classes), seed=self.seed, groups=groups
+            )
         val_probs = softmax(va.features @ kernel + bias)
         t_fit = time.perf_counter() - t0 - t_embed
         with reporter.stage("build model"):
             model = build_classifier(self.backbone, size, kernel, bias)
         info.update(n_cached=tr.n_cached + va.n_cached, feature_dim=int(feats.shape[1]))
         return FitResult(
-            model=model, image_size=size, val_probabilities=val_probs, val_indices=va.ok_indices,
+            model=model,
+            image_size=size,
+            val_probabilities=val_probs,
+            val_indices=va.ok_indices,
             skipped=tr.failures + va.failures,
-            timings={"embed_s": t_embed, "fit_s": t_fit,
-                     "build_s": time.perf_counter() - t0 - t_embed - t_fit},
+            timings={
+                "embed_s": t_embed,
+                "fit_s": t_fit,
+                "build_s": time.perf_counter() - t0 - t_embed - t_fit,
+            },
             info=info,
         )

@@ -14,15 +14,35 @@ def register(app: typer.Typer, friendly) -> None:
     @app.command()
     @friendly
     def compare(
-        data: Annotated[Path, typer.Argument(help="Class folders (or the tutorial's train/ + validation/), or the images folder of --labels.")],
-        recipes: Annotated[str, typer.Option(help="Comma-separated recipes to train and compare.")] = "scratch,bottleneck,finetune",
-        output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the runs and the table.")] = Path("runs/compare"),
-        labels: Annotated[Path | None, typer.Option("--labels", help="CSV of file ids and labels.")] = None,
-        epochs: Annotated[int | None, typer.Option(help="Epochs for the recipes that train by epochs (scratch, finetune).")] = None,
-        val_split: Annotated[float, typer.Option(help="Validation fraction when the data has no split.")] = 0.2,
+        data: Annotated[
+            Path,
+            typer.Argument(
+                help="Class folders (or the tutorial's train/ + validation/), or the images folder of --labels."
+            ),
+        ],
+        recipes: Annotated[
+            str, typer.Option(help="Comma-separated recipes to train and compare.")
+        ] = "scratch,bottleneck,finetune",
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Folder for the runs and the table.")
+        ] = Path("runs/compare"),
+        labels: Annotated[
+            Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
+        ] = None,
+        epochs: Annotated[
+            int | None,
+            typer.Option(help="Epochs for the recipes that train by epochs (scratch, finetune)."),
+        ] = None,
+        val_split: Annotated[
+            float, typer.Option(help="Validation fraction when the data has no split.")
+        ] = 0.2,
         seed: Annotated[int, typer.Option(help="Seed for the split and the training.")] = 0,
-        backbone: Annotated[str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")] = "lite0",
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, only the table.")] = False,
+        backbone: Annotated[
+            str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")
+        ] = "lite0",
+        quiet: Annotated[
+            bool, typer.Option("--quiet", "-q", help="No progress bars, only the table.")
+        ] = False,
     ) -> None:
         """Train several recipes on the same split; print and write the comparison table."""
         from rich.table import Table
@@ -38,21 +58,36 @@ def register(app: typer.Typer, friendly) -> None:
             console.print(f"data: {dataset!r}", highlight=False)
         config = TrainConfig(val_split=val_split, seed=seed, backbone=backbone)
         with _reporter(quiet) as rep:
-            result = compare_fn(dataset, output, recipes.split(","), config=config, epochs=epochs,
-                                reporter=rep)
-        table = Table(title=f"{result.n_train} train / {result.n_val} validation images, "
-                            "same split", show_edge=False)
+            result = compare_fn(
+                dataset, output, recipes.split(","), config=config, epochs=epochs, reporter=rep
+            )
+        table = Table(
+            title=f"{result.n_train} train / {result.n_val} validation images, same split",
+            show_edge=False,
+        )
         for col in ("recipe", "accuracy", "log-loss", "training", "img/s (ONNX)", "size"):
             table.add_column(col, justify="left" if col == "recipe" else "right")
         if result.is_cats_vs_dogs:
             table.add_column("tutorial (2016)")
         for r in result.rows:
-            cells = [r.recipe, f"{100 * r.accuracy:.2f}%", f"{r.log_loss:.3f}",
-                     _duration(r.train_s), f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"]
+            cells = [
+                r.recipe,
+                f"{100 * r.accuracy:.2f}%",
+                f"{r.log_loss:.3f}",
+                _duration(r.train_s),
+                f"{r.images_per_s:.0f}",
+                f"{r.model_mb:.1f} MB",
+            ]
             if result.is_cats_vs_dogs:
-                cells.append(f"~{100 * r.tutorial_accuracy:.0f}% ({TUTORIAL_MODELS[r.recipe]})"
-                             if r.tutorial_accuracy else "-")
+                cells.append(
+                    f"~{100 * r.tutorial_accuracy:.0f}% ({TUTORIAL_MODELS[r.recipe]})"
+                    if r.tutorial_accuracy
+                    else "-"
+                )
             table.add_row(*cells)
         out.print(table)
-        out.print(f"written: {output / 'compare.md'}, {output / 'compare.png'}, one run folder "
-                  "per recipe", highlight=False)
+        out.print(
+            f"written: {output / 'compare.md'}, {output / 'compare.png'}, one run folder "
+            "per recipe",
+            highlight=False,
+        )

@@ -28,8 +28,11 @@ __all__ = ["TUTORIAL_FIGURES", "CompareRow", "Comparison", "compare", "inference
 #: 400 + 400 validation images of cats and dogs: small convnet from scratch, VGG16 bottleneck
 #: features + small classifier, fine-tuning VGG16's last conv block.
 TUTORIAL_FIGURES = {"scratch": 0.80, "bottleneck": 0.90, "finetune": 0.94}
-TUTORIAL_MODELS = {"scratch": "small convnet, 50 epochs", "bottleneck": "VGG16 features",
-                   "finetune": "VGG16 block 5 fine-tuned"}
+TUTORIAL_MODELS = {
+    "scratch": "small convnet, 50 epochs",
+    "bottleneck": "VGG16 features",
+    "finetune": "VGG16 block 5 fine-tuned",
+}
 
 
 @dataclass
@@ -64,24 +67,39 @@ class Comparison:
     def markdown(self) -> str:
         """The table as GitHub Markdown."""
         tutorial = self.is_cats_vs_dogs
-        head = ["recipe", "validation accuracy", "log-loss", "training time", "inference img/s",
-                "model size"]
+        head = [
+            "recipe",
+            "validation accuracy",
+            "log-loss",
+            "training time",
+            "inference img/s",
+            "model size",
+        ]
         if tutorial:
             head.append("tutorial (2016)")
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.rows:
-            cells = [f"{r.recipe}" + (f" ({r.backbone}, {r.image_size} px)" if r.backbone
-                                      else f" ({r.image_size} px)"),
-                     f"{100 * r.accuracy:.2f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
-                     f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"]
+            cells = [
+                f"{r.recipe}"
+                + (
+                    f" ({r.backbone}, {r.image_size} px)" if r.backbone else f" ({r.image_size} px)"
+                ),
+                f"{100 * r.accuracy:.2f}%",
+                f"{r.log_loss:.3f}",
+                _duration(r.train_s),
+                f"{r.images_per_s:.0f}",
+                f"{r.model_mb:.1f} MB",
+            ]
             if tutorial:
                 t = r.tutorial_accuracy
                 cells.append(f"~{100 * t:.0f}% ({TUTORIAL_MODELS[r.recipe]})" if t else "-")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        lines.append(f"{self.n_train} training and {self.n_val} validation images, classes "
-                     f"{', '.join(self.classes)}; seed {self.seed}; same split for every recipe; "
-                     f"{self.machine}. Inference: ONNX Runtime, batches of 32, decoding excluded.")
+        lines.append(
+            f"{self.n_train} training and {self.n_val} validation images, classes "
+            f"{', '.join(self.classes)}; seed {self.seed}; same split for every recipe; "
+            f"{self.machine}. Inference: ONNX Runtime, batches of 32, decoding excluded."
+        )
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -99,8 +117,9 @@ def _machine() -> str:
     return f"{cores} CPU cores ({platform.machine()}), {platform.system()}"
 
 
-def inference_speed(bundle: Bundle, images: np.ndarray, batch_size: int = 32,
-                    min_seconds: float = 2.0) -> float:
+def inference_speed(
+    bundle: Bundle, images: np.ndarray, batch_size: int = 32, min_seconds: float = 2.0
+) -> float:
     """Images per second through the bundle's ONNX model (decoded images, warm session)."""
     predictor = bundle.predictor()
     batch = images[:batch_size]
@@ -125,9 +144,14 @@ def _takes(recipe: str, param: str) -> bool:
     return param in inspect.signature(type(create_recipe(recipe)).__init__).parameters
 
 
-def compare(data, output: str | os.PathLike, recipes: list[str] | tuple[str, ...] = (
-            "scratch", "bottleneck", "finetune"), config=None, epochs: int | None = None,
-            reporter: Reporter = NULL) -> Comparison:
+def compare(
+    data,
+    output: str | os.PathLike,
+    recipes: list[str] | tuple[str, ...] = ("scratch", "bottleneck", "finetune"),
+    config=None,
+    epochs: int | None = None,
+    reporter: Reporter = NULL,
+) -> Comparison:
     """Train every recipe on the same split and measure each the same way.
 
     Args:
@@ -152,8 +176,9 @@ def compare(data, output: str | os.PathLike, recipes: list[str] | tuple[str, ...
     known = list_recipes()
     unknown = [r for r in recipes if r not in known]
     if unknown or not recipes:
-        raise UserError(f"Unknown recipe '{unknown[0] if unknown else ''}'. "
-                        f"Known recipes: {', '.join(known)}.")
+        raise UserError(
+            f"Unknown recipe '{unknown[0] if unknown else ''}'. Known recipes: {', '.join(known)}."
+        )
     if len(set(recipes)) != len(recipes):
         raise UserError(f"A recipe is named twice in --recipes: {','.join(recipes)}.")
     if isinstance(data, (str, os.PathLike)):
@@ -170,8 +195,9 @@ def compare(data, output: str | os.PathLike, recipes: list[str] | tuple[str, ...
         reporter.log(f"compare: training {name}")
         params = {"epochs": epochs} if epochs and _takes(name, "epochs") else {}
         t0 = time.perf_counter()
-        bundle = train(data, output / name, replace(config, recipe=name), reporter=reporter,
-                       **params)
+        bundle = train(
+            data, output / name, replace(config, recipe=name), reporter=reporter, **params
+        )
         elapsed = time.perf_counter() - t0
         card = bundle.card
         if probe_images is None or probe_images.shape[1] != bundle.image_size:
@@ -179,21 +205,39 @@ def compare(data, output: str | os.PathLike, recipes: list[str] | tuple[str, ...
         with reporter.stage(f"inference speed {name}"):
             speed = inference_speed(bundle, probe_images)
         tutorial = TUTORIAL_FIGURES.get(name) if _is_cats_vs_dogs(bundle.labels) else None
-        rows.append(CompareRow(
-            recipe=name, accuracy=float(bundle.metrics["accuracy"]),
-            log_loss=float(bundle.metrics["log_loss"]),
-            train_s=float(card.get("timings", {}).get("total_s", elapsed)),
-            images_per_s=float(speed), model_mb=bundle.onnx_path.stat().st_size / 1e6,
-            run=str(bundle.path), image_size=bundle.image_size, backbone=card.get("backbone"),
-            tutorial_accuracy=tutorial,
-            info={k: v for k, v in card.get("recipe_info", {}).items()
-                  if k in ("chosen", "epochs_run", "best_epoch", "seconds_per_epoch", "auto")}))
-        reporter.log(f"compare: {name}: accuracy {100 * rows[-1].accuracy:.1f}%, "
-                     f"{_duration(rows[-1].train_s)}")
+        rows.append(
+            CompareRow(
+                recipe=name,
+                accuracy=float(bundle.metrics["accuracy"]),
+                log_loss=float(bundle.metrics["log_loss"]),
+                train_s=float(card.get("timings", {}).get("total_s", elapsed)),
+                images_per_s=float(speed),
+                model_mb=bundle.onnx_path.stat().st_size / 1e6,
+                run=str(bundle.path),
+                image_size=bundle.image_size,
+                backbone=card.get("backbone"),
+                tutorial_accuracy=tutorial,
+                info={
+                    k: v
+                    for k, v in card.get("recipe_info", {}).items()
+                    if k in ("chosen", "epochs_run", "best_epoch", "seconds_per_epoch", "auto")
+                },
+            )
+        )
+        reporter.log(
+            f"compare: {name}: accuracy {100 * rows[-1].accuracy:.1f}%, "
+            f"{_duration(rows[-1].train_s)}"
+        )
     first = Bundle.load(rows[0].run).card["data"]
-    result = Comparison(rows=rows, classes=list(first["classes"]), n_train=int(first["n_train"]),
-                        n_val=int(first["n_val"]), seed=config.seed, machine=_machine(),
-                        is_cats_vs_dogs=_is_cats_vs_dogs(first["classes"]))
+    result = Comparison(
+        rows=rows,
+        classes=list(first["classes"]),
+        n_train=int(first["n_train"]),
+        n_val=int(first["n_val"]),
+        seed=config.seed,
+        machine=_machine(),
+        is_cats_vs_dogs=_is_cats_vs_dogs(first["classes"]),
+    )
     (output / "compare.md").write_text(result.markdown(), encoding="utf-8")
     write_json(output / "compare.json", result.to_dict())
     plot_comparison(result, output / "compare.png")
@@ -223,30 +267,51 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
     x = np.arange(len(rows))
     width = 0.38 if result.is_cats_vs_dogs else 0.6
     ours = [100 * r.accuracy for r in rows]
-    bars = ax.bar(x - (width / 2 if result.is_cats_vs_dogs else 0), ours, width,
-                  label="littlevision (this data)", color="#2b6cb0")
+    bars = ax.bar(
+        x - (width / 2 if result.is_cats_vs_dogs else 0),
+        ours,
+        width,
+        label="littlevision (this data)",
+        color="#2b6cb0",
+    )
     ax.bar_label(bars, fmt="%.2f%%", fontsize=8)
     if result.is_cats_vs_dogs:
         theirs = [100 * (r.tutorial_accuracy or 0) for r in rows]
         bars = ax.bar(x + width / 2, theirs, width, label="Keras tutorial (2016)", color="#a0aec0")
         ax.bar_label(bars, fmt="~%.0f%%", fontsize=8)
     ax.set_xticks(x, [r.recipe for r in rows])
-    low = min(ours + ([100 * (r.tutorial_accuracy or 100) for r in rows]
-                      if result.is_cats_vs_dogs else []))
+    low = min(
+        ours
+        + ([100 * (r.tutorial_accuracy or 100) for r in rows] if result.is_cats_vs_dogs else [])
+    )
     ax.set_ylim(max(0, low - 10), 101)
     ax.set_ylabel("validation accuracy (%)")
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     table = fig.add_axes([0.02, 0.02, 0.96, 0.22])
     table.axis("off")
-    cells = [[r.recipe, f"{100 * r.accuracy:.2f}%", f"{r.log_loss:.3f}", _duration(r.train_s),
-              f"{r.images_per_s:.0f}", f"{r.model_mb:.1f} MB"] for r in rows]
-    t = table.table(cellText=cells, colLabels=["recipe", "accuracy", "log-loss", "training",
-                                               "img/s (ONNX)", "size"], loc="center")
+    cells = [
+        [
+            r.recipe,
+            f"{100 * r.accuracy:.2f}%",
+            f"{r.log_loss:.3f}",
+            _duration(r.train_s),
+            f"{r.images_per_s:.0f}",
+            f"{r.model_mb:.1f} MB",
+        ]
+        for r in rows
+    ]
+    t = table.table(
+        cellText=cells,
+        colLabels=["recipe", "accuracy", "log-loss", "training", "img/s (ONNX)", "size"],
+        loc="center",
+    )
     t.auto_set_font_size(False)
     t.set_fontsize(8)
-    fig.suptitle(f"{', '.join(result.classes)}: {result.n_train} train / {result.n_val} "
-                 "validation images", fontsize=10)
+    fig.suptitle(
+        f"{', '.join(result.classes)}: {result.n_train} train / {result.n_val} validation images",
+        fontsize=10,
+    )
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp.png")
     fig.savefig(tmp)

@@ -70,13 +70,20 @@ def split_backbone(base, unfreeze: int):
     from littlevision._tf import quiet_keras
 
     keras = quiet_keras()
-    blocks = sorted({int(layer.name[5:].split("_")[0]) for layer in base.layers
-                     if layer.name.startswith("block") and layer.name[5:].split("_")[0].isdigit()})
+    blocks = sorted(
+        {
+            int(layer.name[5:].split("_")[0])
+            for layer in base.layers
+            if layer.name.startswith("block") and layer.name[5:].split("_")[0].isdigit()
+        }
+    )
     if not blocks:
         raise ValueError(f"Expected a backbone with 'block<i>_...' layers. Received: {base.name}")
     if not 1 <= unfreeze <= len(blocks):
-        raise UserError(f"unfreeze must be between 1 and {len(blocks)} (the backbone's blocks). "
-                        f"Received: {unfreeze}.")
+        raise UserError(
+            f"unfreeze must be between 1 and {len(blocks)} (the backbone's blocks). "
+            f"Received: {unfreeze}."
+        )
     first = blocks[-unfreeze]
     first_layer = next(layer for layer in base.layers if layer.name.startswith(f"block{first}_"))
     cut = first_layer.input
@@ -98,13 +105,15 @@ def _bottom_session(bottom, image_size: int, folder: Path):
     return make_session(path)
 
 
-def _activations(session, images: np.ndarray, shape: tuple[int, ...], dtype, stage,
-                 batch_size: int = 32) -> np.ndarray:
+def _activations(
+    session, images: np.ndarray, shape: tuple[int, ...], dtype, stage, batch_size: int = 32
+) -> np.ndarray:
     out = np.empty((len(images), *shape), dtype)
     for start in range(0, len(images), batch_size):
-        chunk = np.ascontiguousarray(images[start:start + batch_size])
-        out[start:start + len(chunk)] = session.run(None, {"image": chunk})[0].reshape(
-            (len(chunk), *shape))
+        chunk = np.ascontiguousarray(images[start : start + batch_size])
+        out[start : start + len(chunk)] = session.run(None, {"image": chunk})[0].reshape(
+            (len(chunk), *shape)
+        )
         stage.advance(len(chunk))
     return out
 
@@ -114,8 +123,10 @@ def _scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
     if len(y) == 0:
         return {"accuracy": None, "log_loss": None}
     p = np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0)
-    return {"accuracy": float((probs.argmax(axis=1) == y).mean()),
-            "log_loss": float(-np.log(p).mean())}
+    return {
+        "accuracy": float((probs.argmax(axis=1) == y).mean()),
+        "log_loss": float(-np.log(p).mean()),
+    }
 
 
 @register_recipe("finetune")
@@ -140,10 +151,21 @@ class Finetune(Recipe):
         resume: Continue from the checkpoint in the run folder (``train --resume``).
     """
 
-    def __init__(self, backbone: str = "lite0", image_size: int | None = None, epochs: int = 6,
-                 batch_size: int = 32, learning_rate: float = 5e-5, unfreeze: int = 5,
-                 views: int = 3, augment: str = "mild", dropout: float = 0.2, patience: int = 3,
-                 seed: int = 0, resume: bool = False):
+    def __init__(
+        self,
+        backbone: str = "lite0",
+        image_size: int | None = None,
+        epochs: int = 6,
+        batch_size: int = 32,
+        learning_rate: float = 5e-5,
+        unfreeze: int = 5,
+        views: int = 3,
+        augment: str = "mild",
+        dropout: float = 0.2,
+        patience: int = 3,
+        seed: int = 0,
+        resume: bool = False,
+    ):
         self.backbone = backbone
         self.image_size = image_size
         self.epochs = epochs
@@ -170,8 +192,9 @@ class Finetune(Recipe):
             if not (isinstance(value, int) and value >= 1):
                 raise UserError(f"{name} must be a whole number >= 1. Received: {value}.")
         if self.augment not in AUGMENT_PRESETS:
-            raise UserError(f"Unknown augmentation '{self.augment}'. "
-                            f"Known: {', '.join(AUGMENT_PRESETS)}.")
+            raise UserError(
+                f"Unknown augmentation '{self.augment}'. Known: {', '.join(AUGMENT_PRESETS)}."
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise UserError(f"dropout must be in [0, 1). Received: {self.dropout}.")
         config = AUGMENT_PRESETS[self.augment]
@@ -197,8 +220,12 @@ class Finetune(Recipe):
             from littlevision.models import get_backbone_spec
 
             dim = get_backbone_spec(self.backbone).feature_dim
-            model = build_classifier(self.backbone, size, np.zeros((dim, n_classes), np.float32),
-                                     np.zeros(n_classes, np.float32))
+            model = build_classifier(
+                self.backbone,
+                size,
+                np.zeros((dim, n_classes), np.float32),
+                np.zeros(n_classes, np.float32),
+            )
             base = next(layer for layer in model.layers if hasattr(layer, "layers"))
             bottom, top, first_block = split_backbone(base, self.unfreeze)
         shape = tuple(int(d) for d in bottom.output.shape[1:])
@@ -208,8 +235,10 @@ class Finetune(Recipe):
         per_view = len(y_tr) * math.prod(shape) * 2
         if views * per_view > MAX_ACTIVATION_BYTES:
             views = max(1, MAX_ACTIVATION_BYTES // per_view)
-            reporter.log(f"finetune: {len(y_tr)} images x {self.views} views would need "
-                         f"{self.views * per_view / 1e9:.1f} GB; using {views} view(s)")
+            reporter.log(
+                f"finetune: {len(y_tr)} images x {self.views} views would need "
+                f"{self.views * per_view / 1e9:.1f} GB; using {views} view(s)"
+            )
         t1 = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="lv-finetune-") as tmp:
             session = _bottom_session(bottom, size, Path(tmp))
@@ -217,17 +246,21 @@ class Finetune(Recipe):
             with reporter.stage(f"frozen layers x{views} views", total=total) as st:
                 acts = np.empty((views * len(y_tr), *shape), np.float16)
                 for v in range(views):
-                    images = tr.images if v == 0 else aug.augment_array(
-                        tr.images, seed=self.seed * 1000 + v, config=config)
-                    acts[v * len(y_tr):(v + 1) * len(y_tr)] = _activations(
-                        session, images, shape, np.float16, st)
+                    images = (
+                        tr.images
+                        if v == 0
+                        else aug.augment_array(tr.images, seed=self.seed * 1000 + v, config=config)
+                    )
+                    acts[v * len(y_tr) : (v + 1) * len(y_tr)] = _activations(
+                        session, images, shape, np.float16, st
+                    )
                 val_acts = _activations(session, va.images, shape, np.float32, st)
             del session
         t_acts = time.perf_counter() - t1
 
         # The bottleneck head, fitted on the original images' pooled features.
         with reporter.stage("fit bottleneck head"):
-            feats = top.predict(aug.eval_dataset(acts[:len(y_tr)]), verbose=0)
+            feats = top.predict(aug.eval_dataset(acts[: len(y_tr)]), verbose=0)
             kernel, bias, head_info = fit_linear_head(feats, y_tr, n_classes, seed=self.seed)
             classifier = model.get_layer("classifier")
             classifier.set_weights([kernel, bias])
@@ -244,68 +277,131 @@ class Finetune(Recipe):
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
         net = keras.Model(inputs, classifier(x), name="finetune_top")
         n_steps = aug.steps(len(y_tr), self.batch_size)
-        schedule = keras.optimizers.schedules.CosineDecay(self.learning_rate,
-                                                          self.epochs * n_steps)
-        net.compile(optimizer=keras.optimizers.Adam(schedule),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        schedule = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.epochs * n_steps)
+        net.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         weights, cw = sample_weights_for(y_tr, n_classes)
         if cw:
-            reporter.log("finetune: classes are imbalanced; weighting the loss by "
-                         + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items()))
+            reporter.log(
+                "finetune: classes are imbalanced; weighting the loss by "
+                + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items())
+            )
         val_data = aug.eval_dataset(val_acts, y_va, 64) if len(y_va) else None
         start_weights = net.get_weights()
         start = _scores(start_probs, y_va)
 
         def make_train(initial_epoch: int):
-            return aug.training_dataset(acts, y_tr, batch_size=self.batch_size, seed=self.seed,
-                                        config=aug.NONE, epochs=self.epochs, views=views,
-                                        initial_epoch=initial_epoch, sample_weights=weights)
+            return aug.training_dataset(
+                acts,
+                y_tr,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                config=aug.NONE,
+                epochs=self.epochs,
+                views=views,
+                initial_epoch=initial_epoch,
+                sample_weights=weights,
+            )
 
         fingerprint = data_fingerprint(
-            train, val, recipe="finetune", backbone=self.backbone, image_size=size,
-            unfreeze=self.unfreeze, views=views, augment=self.augment, dropout=self.dropout,
-            batch_size=self.batch_size, learning_rate=self.learning_rate, epochs=self.epochs,
-            patience=self.patience, seed=self.seed)
-        log = fit_epochs(net, make_train, n_steps, val_data, epochs=self.epochs, name="finetune",
-                         fingerprint=fingerprint,
-                         output=Path(output) if output is not None else None, resume=self.resume,
-                         reporter=reporter, patience=self.patience, restore_best=True,
-                         clear_when_done=True)  # its cosine schedule fixes the epochs
+            train,
+            val,
+            recipe="finetune",
+            backbone=self.backbone,
+            image_size=size,
+            unfreeze=self.unfreeze,
+            views=views,
+            augment=self.augment,
+            dropout=self.dropout,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            epochs=self.epochs,
+            patience=self.patience,
+            seed=self.seed,
+        )
+        log = fit_epochs(
+            net,
+            make_train,
+            n_steps,
+            val_data,
+            epochs=self.epochs,
+            name="finetune",
+            fingerprint=fingerprint,
+            output=Path(output) if output is not None else None,
+            resume=self.resume,
+            reporter=reporter,
+            patience=self.patience,
+            restore_best=True,
+            clear_when_done=True,
+        )  # its cosine schedule fixes the epochs
         t_train = time.perf_counter() - t1 - t_acts
-        val_probs = (np.asarray(net.predict(aug.eval_dataset(val_acts), verbose=0), np.float32)
-                     if len(y_va) else np.zeros((0, n_classes), np.float32))
+        val_probs = (
+            np.asarray(net.predict(aug.eval_dataset(val_acts), verbose=0), np.float32)
+            if len(y_va)
+            else np.zeros((0, n_classes), np.float32)
+        )
         tuned = _scores(val_probs, y_va)
         # The bottleneck model is kept only when it is better on validation loss AND at least
         # as accurate: a few mislabelled validation photos can make a better, more confident
         # model's log-loss worse, so loss alone would throw good fine-tuning away.
-        kept_start = (start["log_loss"] is not None and start["log_loss"] < tuned["log_loss"]
-                      and start["accuracy"] >= tuned["accuracy"])
+        kept_start = (
+            start["log_loss"] is not None
+            and start["log_loss"] < tuned["log_loss"]
+            and start["accuracy"] >= tuned["accuracy"]
+        )
         if kept_start:
             net.set_weights(start_weights)
             val_probs = start_probs.astype(np.float32)
-            reporter.log("finetune: no epoch beat the bottleneck head on validation (loss "
-                         f"{start['log_loss']:.4f}, accuracy {100 * start['accuracy']:.2f}%); "
-                         "keeping the bottleneck model")
+            reporter.log(
+                "finetune: no epoch beat the bottleneck head on validation (loss "
+                f"{start['log_loss']:.4f}, accuracy {100 * start['accuracy']:.2f}%); "
+                "keeping the bottleneck model"
+            )
         if output is not None:
-            plot_learning_curves(log.history, Path(output) / CURVES_FILE,
-                                 f"finetune: {self.backbone} blocks {first_block}+ ({size} px)")
+            plot_learning_curves(
+                log.history,
+                Path(output) / CURVES_FILE,
+                f"finetune: {self.backbone} blocks {first_block}+ ({size} px)",
+            )
         for layer in model.layers:
             layer.trainable = False  # the saved model is for inference
         info = {
-            **head_info, "unfrozen_from_block": first_block, "unfreeze": self.unfreeze,
-            "views": views, "augment": self.augment, "augment_ranges": config.to_dict(),
-            "dropout": self.dropout, "optimizer": f"Adam(cosine from {self.learning_rate})",
-            "epochs": self.epochs, "epochs_run": log.epochs_run, "best_epoch": log.best_epoch,
-            "stopped_early": log.stopped_early, "resumed_from": log.resumed_from,
-            "seconds_per_epoch": log.seconds_per_epoch, "class_weights": cw,
-            "bottleneck_start": start, "kept_bottleneck": kept_start,
-            "feature_dim": dim, "activation_shape": list(shape),
+            **head_info,
+            "unfrozen_from_block": first_block,
+            "unfreeze": self.unfreeze,
+            "views": views,
+            "augment": self.augment,
+            "augment_ranges": config.to_dict(),
+            "dropout": self.dropout,
+            "optimizer": f"Adam(cosine from {self.learning_rate})",
+            "epochs": self.epochs,
+            "epochs_run": log.epochs_run,
+            "best_epoch": log.best_epoch,
+            "stopped_early": log.stopped_early,
+            "resumed_from": log.resumed_from,
+            "seconds_per_epoch": log.seconds_per_epoch,
+            "class_weights": cw,
+            "bottleneck_start": start,
+            "kept_bottleneck": kept_start,
+            "feature_dim": dim,
+            "activation_shape": list(shape),
             "learning_curves": CURVES_FILE if output is not None and log.history else None,
         }
         return FitResult(
-            model=model, image_size=size, val_probabilities=val_probs, val_indices=va.ok_indices,
-            skipped=tr.failures + va.failures, history=log.history,
-            timings={"decode_s": t_decode, "frozen_activations_s": t_acts, "train_s": t_train,
-                     "total_fit_s": time.perf_counter() - t0},
+            model=model,
+            image_size=size,
+            val_probabilities=val_probs,
+            val_indices=va.ok_indices,
+            skipped=tr.failures + va.failures,
+            history=log.history,
+            timings={
+                "decode_s": t_decode,
+                "frozen_activations_s": t_acts,
+                "train_s": t_train,
+                "total_fit_s": time.perf_counter() - t0,
+            },
             info=info,
         )

@@ -29,34 +29,55 @@ def _objective(z: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, k: int, 
 
     def fun(w: np.ndarray):
         kernel = w[: d * k].reshape(d, k).astype(np.float32)
-        bias = w[d * k:].astype(np.float32)
+        bias = w[d * k :].astype(np.float32)
         logits = z @ kernel + bias
         logits -= logits.max(axis=1, keepdims=True)
         log_norm = np.log(np.exp(logits).sum(axis=1, keepdims=True))
         logp = logits - log_norm
-        loss = -(sw[:, 0] * logp[np.arange(n), y]).sum() + 0.5 * lam * float((kernel * kernel).sum())
+        loss = -(sw[:, 0] * logp[np.arange(n), y]).sum() + 0.5 * lam * float(
+            (kernel * kernel).sum()
+        )
         grad_logits = (np.exp(logp) - onehot) * sw
         g_kernel = z.T @ grad_logits + lam * kernel
-        return float(loss), np.concatenate([g_kernel.ravel(), grad_logits.sum(axis=0)]).astype(np.float64)
+        return float(loss), np.concatenate([g_kernel.ravel(), grad_logits.sum(axis=0)]).astype(
+            np.float64
+        )
 
     return fun
 
 
-def fit_softmax(z: np.ndarray, y: np.ndarray, k: int, C: float,
-                sample_weight: np.ndarray | None = None, init: LinearFit | None = None,
-                max_iter: int = 300) -> LinearFit:
+def fit_softmax(
+    z: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    C: float,
+    sample_weight: np.ndarray | None = None,
+    init: LinearFit | None = None,
+    max_iter: int = 300,
+) -> LinearFit:
     """Minimise mean cross-entropy + ||W||^2 / (2 C N): scikit-learn's C, on ``k`` classes."""
     from scipy.optimize import minimize
 
     z = np.ascontiguousarray(z, dtype=np.float32)
     n, d = z.shape
     sw = np.ones(n, np.float32) if sample_weight is None else np.asarray(sample_weight, np.float32)
-    w0 = (np.zeros(d * k + k) if init is None
-          else np.concatenate([init.kernel.ravel(), init.bias]).astype(np.float64))
-    res = minimize(_objective(z, y, sw, k, 1.0 / (C * n)), w0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "gtol": 1e-5})
-    return LinearFit(res.x[: d * k].reshape(d, k).astype(np.float32),
-                     res.x[d * k:].astype(np.float32), int(res.nit))
+    w0 = (
+        np.zeros(d * k + k)
+        if init is None
+        else np.concatenate([init.kernel.ravel(), init.bias]).astype(np.float64)
+    )
+    res = minimize(
+        _objective(z, y, sw, k, 1.0 / (C * n)),
+        w0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "gtol": 1e-5},
+    )
+    return LinearFit(
+        res.x[: d * k].reshape(d, k).astype(np.float32),
+        res.x[d * k :].astype(np.float32),
+        int(res.nit),
+    )
 
 
 def log_loss(fit: LinearFit, z: np.ndarray, y: np.ndarray) -> float:
@@ -66,8 +87,14 @@ def log_loss(fit: LinearFit, z: np.ndarray, y: np.ndarray) -> float:
     return float(-np.maximum(logp[np.arange(len(y)), y], np.log(1e-15)).mean())
 
 
-def choose_c(z: np.ndarray, y: np.ndarray, k: int, folds: list[tuple[np.ndarray, np.ndarray]],
-             grid: np.ndarray, sample_weight: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+def choose_c(
+    z: np.ndarray,
+    y: np.ndarray,
+    k: int,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    grid: np.ndarray,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[float, np.ndarray]:
     """The C of ``grid`` with the lowest mean held-out log-loss; warm starts from strong to weak."""
     from threadpoolctl import threadpool_limits
 

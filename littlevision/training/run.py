@@ -36,8 +36,17 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for pkg in ("littlevision", "keras", "tensorflow-cpu", "tensorflow", "onnxruntime", "onnx",
-                "scikit-learn", "numpy", "pillow"):
+    for pkg in (
+        "littlevision",
+        "keras",
+        "tensorflow-cpu",
+        "tensorflow",
+        "onnxruntime",
+        "onnx",
+        "scikit-learn",
+        "numpy",
+        "pillow",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -74,8 +83,15 @@ def data_summary(train, val, skipped, dataset=None) -> dict[str, Any]:
     return summary
 
 
-def write_bundle(output: Path, recipe: Recipe, train, val, config: TrainConfig,
-                 dataset=None, started: float | None = None) -> Bundle:
+def write_bundle(
+    output: Path,
+    recipe: Recipe,
+    train,
+    val,
+    config: TrainConfig,
+    dataset=None,
+    started: float | None = None,
+) -> Bundle:
     """Write the run folder for a fitted recipe (see :mod:`littlevision.bundle`)."""
     from littlevision.models.onnx_export import export_onnx
 
@@ -109,9 +125,13 @@ def write_bundle(output: Path, recipe: Recipe, train, val, config: TrainConfig,
         "metrics": {k: metrics[k] for k in ("accuracy", "log_loss", "n")},
         "recipe_info": result.info,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
-        "onnx": {"input": "image", "dtype": "uint8",
-                 "shape": ["N", result.image_size, result.image_size, 3],
-                 "output": "probabilities", "normalisation": "inside the graph"},
+        "onnx": {
+            "input": "image",
+            "dtype": "uint8",
+            "shape": ["N", result.image_size, result.image_size, 3],
+            "output": "probabilities",
+            "normalisation": "inside the graph",
+        },
         "versions": versions(),
     }
     if started is not None:
@@ -133,8 +153,13 @@ def _split_record(train, val, root) -> dict[str, Any]:
     return record
 
 
-def train(data, output: str | os.PathLike, config: TrainConfig | None = None,
-          reporter: Reporter = NULL, **recipe_params) -> Bundle:
+def train(
+    data,
+    output: str | os.PathLike,
+    config: TrainConfig | None = None,
+    reporter: Reporter = NULL,
+    **recipe_params,
+) -> Bundle:
     """Train a classifier on ``data`` and write its bundle to ``output``.
 
     Args:

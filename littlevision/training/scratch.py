@@ -84,15 +84,24 @@ def tutorial_convnet(n_classes: int, image_size: int = 150, seed: int | None = N
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     L = keras.layers
-    layers = [keras.Input((image_size, image_size, 3), name="pixels"),
-              L.Rescaling(1.0 / 255, name="rescale")]
+    layers = [
+        keras.Input((image_size, image_size, 3), name="pixels"),
+        L.Rescaling(1.0 / 255, name="rescale"),
+    ]
     for i, filters in enumerate((32, 32, 64), start=1):
-        layers += [L.Conv2D(filters, (3, 3), name=f"conv{i}"),
-                   L.Activation("relu", name=f"conv{i}_relu"),
-                   L.MaxPooling2D((2, 2), name=f"pool{i}")]
-    layers += [L.Flatten(name="flatten"), L.Dense(64, name="dense"),
-               L.Activation("relu", name="dense_relu"), L.Dropout(0.5, name="dropout"),
-               L.Dense(n_classes, name="logits"), L.Activation("softmax", name="softmax")]
+        layers += [
+            L.Conv2D(filters, (3, 3), name=f"conv{i}"),
+            L.Activation("relu", name=f"conv{i}_relu"),
+            L.MaxPooling2D((2, 2), name=f"pool{i}"),
+        ]
+    layers += [
+        L.Flatten(name="flatten"),
+        L.Dense(64, name="dense"),
+        L.Activation("relu", name="dense_relu"),
+        L.Dropout(0.5, name="dropout"),
+        L.Dense(n_classes, name="logits"),
+        L.Activation("softmax", name="softmax"),
+    ]
     return keras.Sequential(layers, name="tutorial_convnet")
 
 
@@ -121,8 +130,12 @@ def data_fingerprint(train, val, **settings: Any) -> dict[str, Any]:
             h.update(f"{Path(item.path).name}\t{item.label}\n".encode())
         return h.hexdigest()[:16]
 
-    return {"classes": list(train.classes), "train": digest(train), "validation": digest(val),
-            **{k: v for k, v in settings.items()}}
+    return {
+        "classes": list(train.classes),
+        "train": digest(train),
+        "validation": digest(val),
+        **{k: v for k, v in settings.items()},
+    }
 
 
 @contextlib.contextmanager
@@ -203,10 +216,22 @@ def _reseed(model, epoch: int) -> None:
             v.assign(np.array([current[0], (epoch * 1_000_003) % 2**31], dtype=current.dtype))
 
 
-def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, val_data, *,
-               epochs: int, name: str, fingerprint: dict[str, Any], output: Path | None = None,
-               resume: bool = False, reporter: Reporter = NULL, patience: int | None = None,
-               restore_best: bool = False, clear_when_done: bool = False) -> EpochLog:
+def fit_epochs(
+    model,
+    make_train: Callable[[int], Any],
+    steps_per_epoch: int,
+    val_data,
+    *,
+    epochs: int,
+    name: str,
+    fingerprint: dict[str, Any],
+    output: Path | None = None,
+    resume: bool = False,
+    reporter: Reporter = NULL,
+    patience: int | None = None,
+    restore_best: bool = False,
+    clear_when_done: bool = False,
+) -> EpochLog:
     """Train a compiled Keras model epoch by epoch, with a checkpoint after each.
 
     Args:
@@ -244,10 +269,14 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
         reporter.log(f"{name}: no checkpoint to resume in {output}; starting at epoch 1")
     if state is not None:
         saved = state.get("fingerprint", {})
-        diff = sorted(k for k in set(fingerprint) | set(saved) if fingerprint.get(k) != saved.get(k))
+        diff = sorted(
+            k for k in set(fingerprint) | set(saved) if fingerprint.get(k) != saved.get(k)
+        )
         if diff:
-            raise UserError(f"The checkpoint in '{output}' was made with other "
-                            f"{', '.join(diff)}: train into a new folder, or without --resume.")
+            raise UserError(
+                f"The checkpoint in '{output}' was made with other "
+                f"{', '.join(diff)}: train into a new folder, or without --resume."
+            )
         model.optimizer.build(model.trainable_variables)
         if restore_best and state.get("best_weights"):
             model.load_weights(ckpt.folder / state["best_weights"])
@@ -255,12 +284,17 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
         model.load_weights(ckpt.folder / state["weights"])
         initial_epoch = log.resumed_from = log.epochs_run = int(state["epoch"])
         log.history = {k: list(v) for k, v in state.get("history", {}).items()}
-        best.update(loss=state.get("best_loss", math.inf), epoch=state.get("best_epoch"),
-                    wait=state.get("wait", 0))
+        best.update(
+            loss=state.get("best_loss", math.inf),
+            epoch=state.get("best_epoch"),
+            wait=state.get("wait", 0),
+        )
         log.stopped_early = bool(state.get("stopped_early"))
         done = log.stopped_early or initial_epoch >= epochs
-        reporter.log(f"{name}: resuming after epoch {initial_epoch}"
-                     + (" (training had finished)" if done else f" of {epochs}"))
+        reporter.log(
+            f"{name}: resuming after epoch {initial_epoch}"
+            + (" (training had finished)" if done else f" of {epochs}")
+        )
         if log.stopped_early:
             initial_epoch = epochs
     elif output is not None:
@@ -289,7 +323,8 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
             log.history.setdefault("seconds", []).append(round(dt, 3))
             # CPU time of all threads: on a shared machine, wall time alone says little
             log.history.setdefault("cpu_seconds", []).append(
-                round(time.process_time() - self.cpu0, 3))
+                round(time.process_time() - self.cpu0, 3)
+            )
             val_loss = float(logs.get("val_loss", math.nan))
             improved = math.isfinite(val_loss) and val_loss < best["loss"]
             if improved:
@@ -303,18 +338,37 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
                 self.model.stop_training = True
                 log.stopped_early = True
             log.epochs_run = epoch + 1
-            ckpt.save(self.model, {
-                "epoch": epoch + 1, "epochs": epochs, "history": log.history,
-                "fingerprint": fingerprint, "best_loss": best["loss"], "best_epoch": best["epoch"],
-                "wait": best["wait"], "stopped_early": stop,
-                "best_weights": self.best_file(improved)}, best=improved and restore_best)
+            ckpt.save(
+                self.model,
+                {
+                    "epoch": epoch + 1,
+                    "epochs": epochs,
+                    "history": log.history,
+                    "fingerprint": fingerprint,
+                    "best_loss": best["loss"],
+                    "best_epoch": best["epoch"],
+                    "wait": best["wait"],
+                    "stopped_early": stop,
+                    "best_weights": self.best_file(improved),
+                },
+                best=improved and restore_best,
+            )
             left = (epochs - epoch - 1) * sum(durations) / len(durations)
-            shown = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss",
-                                                           "val_accuracy") if k in logs)
-            reporter.log(f"{name} epoch {epoch + 1}/{epochs}: {shown}  ({dt:.1f} s"
-                         + (", early stop: no better validation loss in "
-                            f"{patience} epochs)" if stop else
-                            f", ETA {_fmt_seconds(left)})" if left > 0 else ")"))
+            shown = "  ".join(
+                f"{k} {logs[k]:.4f}"
+                for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+                if k in logs
+            )
+            reporter.log(
+                f"{name} epoch {epoch + 1}/{epochs}: {shown}  ({dt:.1f} s"
+                + (
+                    f", early stop: no better validation loss in {patience} epochs)"
+                    if stop
+                    else f", ETA {_fmt_seconds(left)})"
+                    if left > 0
+                    else ")"
+                )
+            )
             self.stage.advance(1)
 
         def best_file(self, improved: bool) -> str | None:
@@ -328,13 +382,22 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
             if initial_epoch:
                 stage.advance(initial_epoch)
             try:
-                model.fit(make_train(initial_epoch), epochs=epochs, initial_epoch=initial_epoch,
-                          steps_per_epoch=steps_per_epoch, validation_data=val_data, verbose=0, shuffle=False,
-                          callbacks=[_Epochs(stage)])
+                model.fit(
+                    make_train(initial_epoch),
+                    epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    steps_per_epoch=steps_per_epoch,
+                    validation_data=val_data,
+                    verbose=0,
+                    shuffle=False,
+                    callbacks=[_Epochs(stage)],
+                )
             except KeyboardInterrupt:
                 if ckpt.load_state() is not None:
-                    reporter.log(f"{name}: interrupted; epochs 1-{log.epochs_run} are saved in "
-                                 f"{ckpt.folder}: run the same command with --resume to go on.")
+                    reporter.log(
+                        f"{name}: interrupted; epochs 1-{log.epochs_run} are saved in "
+                        f"{ckpt.folder}: run the same command with --resume to go on."
+                    )
                 raise
             if log.epochs_run < epochs:  # stopped early: the bar ends full, the log says why
                 stage.advance(epochs - log.epochs_run)
@@ -348,7 +411,9 @@ def fit_epochs(model, make_train: Callable[[int], Any], steps_per_epoch: int, va
     return log
 
 
-def plot_learning_curves(history: dict[str, list[float]], path: Path, title: str = "") -> Path | None:
+def plot_learning_curves(
+    history: dict[str, list[float]], path: Path, title: str = ""
+) -> Path | None:
     """Loss and accuracy per epoch, training vs validation, as a PNG (matplotlib, no display)."""
     if not history.get("loss"):
         return None
@@ -362,7 +427,7 @@ def plot_learning_curves(history: dict[str, list[float]], path: Path, title: str
         ax = fig.add_subplot(1, 2, i + 1)
         for key, style, who in ((metric, "-", "training"), (f"val_{metric}", "-", "validation")):
             if history.get(key):
-                ax.plot(epochs[:len(history[key])], history[key], style, marker=".", label=who)
+                ax.plot(epochs[: len(history[key])], history[key], style, marker=".", label=who)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -406,8 +471,9 @@ def sample_weights_for(y: np.ndarray, n_classes: int) -> tuple[np.ndarray | None
 def predict_in_batches(model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
     if len(images) == 0:
         return np.zeros((0, int(model.outputs[0].shape[-1])), np.float32)
-    return np.asarray(model.predict(aug.eval_dataset(images, None, batch_size), verbose=0),
-                      np.float32)
+    return np.asarray(
+        model.predict(aug.eval_dataset(images, None, batch_size), verbose=0), np.float32
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -430,9 +496,16 @@ class Scratch(Recipe):
 
     backbone = None
 
-    def __init__(self, epochs: int = 50, batch_size: int = 16, learning_rate: float = 1e-3,
-                 augment: str = "tutorial", image_size: int | None = None, seed: int = 0,
-                 resume: bool = False):
+    def __init__(
+        self,
+        epochs: int = 50,
+        batch_size: int = 16,
+        learning_rate: float = 1e-3,
+        augment: str = "tutorial",
+        image_size: int | None = None,
+        seed: int = 0,
+        resume: bool = False,
+    ):
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -447,10 +520,13 @@ class Scratch(Recipe):
         if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
             raise UserError(f"batch_size must be >= 1. Received: {self.batch_size}.")
         if self.augment not in AUGMENT_PRESETS:
-            raise UserError(f"Unknown augmentation '{self.augment}'. "
-                            f"Known: {', '.join(AUGMENT_PRESETS)}.")
+            raise UserError(
+                f"Unknown augmentation '{self.augment}'. Known: {', '.join(AUGMENT_PRESETS)}."
+            )
         if self.image_size is not None and not 32 <= int(self.image_size) <= 512:
-            raise UserError(f"--image-size must be between 32 and 512. Received: {self.image_size}.")
+            raise UserError(
+                f"--image-size must be between 32 and 512. Received: {self.image_size}."
+            )
         return AUGMENT_PRESETS[self.augment]
 
     def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
@@ -469,47 +545,88 @@ class Scratch(Recipe):
         t_decode = time.perf_counter() - t0
 
         model = tutorial_convnet(n_classes, size, seed=self.seed)
-        model.compile(optimizer=keras.optimizers.RMSprop(self.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.RMSprop(self.learning_rate),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         weights, cw = sample_weights_for(y_tr, n_classes)
         if cw:
-            reporter.log("scratch: classes are imbalanced; weighting the loss by "
-                         + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items()))
+            reporter.log(
+                "scratch: classes are imbalanced; weighting the loss by "
+                + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items())
+            )
 
         def make_train(initial_epoch: int):
-            return aug.training_dataset(tr.images, y_tr, batch_size=self.batch_size,
-                                        seed=self.seed, config=config, epochs=self.epochs,
-                                        initial_epoch=initial_epoch, sample_weights=weights)
+            return aug.training_dataset(
+                tr.images,
+                y_tr,
+                batch_size=self.batch_size,
+                seed=self.seed,
+                config=config,
+                epochs=self.epochs,
+                initial_epoch=initial_epoch,
+                sample_weights=weights,
+            )
 
         val_data = aug.eval_dataset(va.images, y_va, 64) if len(y_va) else None
         fingerprint = data_fingerprint(
-            train, val, recipe="scratch", image_size=size, batch_size=self.batch_size,
-            learning_rate=self.learning_rate, augment=self.augment, seed=self.seed)
-        log = fit_epochs(model, make_train, aug.steps(len(y_tr), self.batch_size), val_data,
-                         epochs=self.epochs, name="scratch", fingerprint=fingerprint,
-                         output=Path(output) if output is not None else None,
-                         resume=self.resume, reporter=reporter)
+            train,
+            val,
+            recipe="scratch",
+            image_size=size,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            augment=self.augment,
+            seed=self.seed,
+        )
+        log = fit_epochs(
+            model,
+            make_train,
+            aug.steps(len(y_tr), self.batch_size),
+            val_data,
+            epochs=self.epochs,
+            name="scratch",
+            fingerprint=fingerprint,
+            output=Path(output) if output is not None else None,
+            resume=self.resume,
+            reporter=reporter,
+        )
         t_train = time.perf_counter() - t0 - t_decode
         with reporter.stage("predict validation"):
             val_probs = predict_in_batches(model, va.images)
         if output is not None:
-            plot_learning_curves(log.history, Path(output) / CURVES_FILE,
-                                 f"scratch: the tutorial's convnet ({size} px, {self.augment} "
-                                 "augmentation)")
+            plot_learning_curves(
+                log.history,
+                Path(output) / CURVES_FILE,
+                f"scratch: the tutorial's convnet ({size} px, {self.augment} augmentation)",
+            )
         info = {
             "architecture": "Keras tutorial convnet: 3x [Conv 3x3 (32, 32, 64) + ReLU + MaxPool "
-                            "2x2], Dense 64 + ReLU, Dropout 0.5, softmax",
+            "2x2], Dense 64 + ReLU, Dropout 0.5, softmax",
             "parameters": int(model.count_params()),
-            "augment": self.augment, "augment_ranges": config.to_dict(),
-            "optimizer": f"RMSprop(lr={self.learning_rate})", "batch_size": self.batch_size,
-            "epochs": self.epochs, "epochs_run": log.epochs_run, "resumed_from": log.resumed_from,
-            "seconds_per_epoch": log.seconds_per_epoch, "class_weights": cw,
+            "augment": self.augment,
+            "augment_ranges": config.to_dict(),
+            "optimizer": f"RMSprop(lr={self.learning_rate})",
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "epochs_run": log.epochs_run,
+            "resumed_from": log.resumed_from,
+            "seconds_per_epoch": log.seconds_per_epoch,
+            "class_weights": cw,
             "learning_curves": CURVES_FILE if output is not None and log.history else None,
         }
         return FitResult(
-            model=model, image_size=size, val_probabilities=val_probs, val_indices=va.ok_indices,
-            skipped=tr.failures + va.failures, history=log.history,
-            timings={"decode_s": t_decode, "train_s": t_train,
-                     "predict_s": time.perf_counter() - t0 - t_decode - t_train},
+            model=model,
+            image_size=size,
+            val_probabilities=val_probs,
+            val_indices=va.ok_indices,
+            skipped=tr.failures + va.failures,
+            history=log.history,
+            timings={
+                "decode_s": t_decode,
+                "train_s": t_train,
+                "predict_s": time.perf_counter() - t0 - t_decode - t_train,
+            },
             info=info,
         )

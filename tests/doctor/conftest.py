@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter
 def copy_classes(src: Path, dst: Path, per_class: int, start: int = 0) -> Path:
     """Copy ``per_class`` photos of each class folder of ``src`` into ``dst``."""
     for class_dir in sorted(p for p in src.iterdir() if p.is_dir()):
-        files = sorted(class_dir.iterdir(), key=lambda p: p.name)[start:start + per_class]
+        files = sorted(class_dir.iterdir(), key=lambda p: p.name)[start : start + per_class]
         out = dst / class_dir.name
         out.mkdir(parents=True, exist_ok=True)
         for f in files:

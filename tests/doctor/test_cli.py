@@ -21,13 +21,18 @@ def _run(*args: str):
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_a_full_run_exits_0_and_writes_json_and_html(pets, make, tmp_path):
     shutil.copy(make.first(pets / "cats"), pets / "dogs" / "which.jpg")
-    result = _run("doctor", pets, "--json", tmp_path / "r.json", "--html", tmp_path / "r.html", "-q")
+    result = _run(
+        "doctor", pets, "--json", tmp_path / "r.json", "--html", tmp_path / "r.html", "-q"
+    )
     assert result.exit_code == 0, result.output
     assert "The same image under two classes" in result.output
     assert "--fix" in result.output  # says what to do next
@@ -46,16 +51,19 @@ def test_fail_on_exits_1_only_when_findings_of_that_severity_exist(pets, make):
     assert _run("doctor", pets, *QUICK, "--fail-on", "error").exit_code == 1
 
 
-@pytest.mark.parametrize("args", [
-    ["doctor", "{missing}"],
-    ["doctor", "{pets}", "--fail-on", "sometimes"],
-    ["doctor", "{pets}", "--fix", "everything"],
-    ["doctor", "{pets}", "all"],
-    ["doctor", "{pets}", "--only", "no_such_check"],
-    ["doctor", "--restore", "{pets}"],
-    ["doctor", "{pets}", "--restore", "{pets}"],
-    ["doctor"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["doctor", "{missing}"],
+        ["doctor", "{pets}", "--fail-on", "sometimes"],
+        ["doctor", "{pets}", "--fix", "everything"],
+        ["doctor", "{pets}", "all"],
+        ["doctor", "{pets}", "--only", "no_such_check"],
+        ["doctor", "--restore", "{pets}"],
+        ["doctor", "{pets}", "--restore", "{pets}"],
+        ["doctor"],
+    ],
+)
 def test_user_mistakes_exit_2_with_one_sentence(pets, tmp_path, args):
     filled = [a.format(pets=pets, missing=tmp_path / "nowhere") for a in args]
     result = _run(*filled)

@@ -45,6 +45,7 @@ def test_the_public_surface_is_complete():
     for name in doctor_pkg.__all__:
         assert getattr(doctor_pkg, name) is not None
     assert {"examine", "Report", "Finding", "fix", "restore", "register_check"} <= set(
-        doctor_pkg.__all__)
+        doctor_pkg.__all__
+    )
     with pytest.raises(AttributeError):
         doctor_pkg.no_such_name  # noqa: B018

@@ -20,8 +20,9 @@ def test_broken_files_are_each_reported_once_by_their_check(pets, make):
     (pets / "cats" / "cut.jpg").write_bytes(data[: len(data) // 2])
     (pets / "dogs" / "notes.txt").write_text("not a picture\n")
     (pets / "dogs" / "Thumbs.db").write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + b"\0" * 504)
-    (pets / "dogs" / "bomb.png").write_bytes(make.png_claiming(make.open(photo).resize((40, 30)),
-                                                                 20000, 20000))
+    (pets / "dogs" / "bomb.png").write_bytes(
+        make.png_claiming(make.open(photo).resize((40, 30)), 20000, 20000)
+    )
     report = examine(pets, checks=FILE_CHECKS)
     assert _checks_for(report, "cats/empty.jpg") == {"unreadable"}
     assert report.by_check("unreadable")[0].details["reason"] == "empty"
@@ -36,8 +37,7 @@ def test_broken_files_are_each_reported_once_by_their_check(pets, make):
 def test_the_pixel_limit_is_a_setting(pets, make):
     photo = make.first(pets / "dogs")
     w, h = Image.open(photo).size
-    report = examine(pets, checks=["decompression_bomb"],
-                     config=DoctorConfig(max_pixels=w * h - 1))
+    report = examine(pets, checks=["decompression_bomb"], config=DoctorConfig(max_pixels=w * h - 1))
     assert f"dogs/{photo.name}" in report.flagged_files("decompression_bomb")
 
 

@@ -9,8 +9,9 @@ from PIL import Image
 from littlevision.doctor import examine
 
 
-@pytest.mark.parametrize("kind", ["cmyk", "gray", "exif_rotated", "png_named_jpg", "palette",
-                                  "rgba_png", "gray16_png"])
+@pytest.mark.parametrize(
+    "kind", ["cmyk", "gray", "exif_rotated", "png_named_jpg", "palette", "rgba_png", "gray16_png"]
+)
 def test_valid_but_unusual_images_are_never_errors(pets, make, kind):
     img = make.open(make.first(pets / "cats"))
     target = pets / "cats" / f"odd_{kind}.jpg"
@@ -34,17 +35,24 @@ def test_valid_but_unusual_images_are_never_errors(pets, make, kind):
         import numpy as np
 
         target = target.with_suffix(".png")
-        grey16 = (np.asarray(img.convert("L"), dtype=np.uint16) * 257)
+        grey16 = np.asarray(img.convert("L"), dtype=np.uint16) * 257
         make.save(Image.fromarray(grey16), target, "PNG")
-    report = examine(pets, skip=["label_issues", "outliers", "near_duplicates", "leakage",
-                                 "conflicting_labels"])
+    report = examine(
+        pets, skip=["label_issues", "outliers", "near_duplicates", "leakage", "conflicting_labels"]
+    )
     rel = f"cats/{target.name}"
     found = [f for f in report.findings if rel in f.files]
     assert not [f for f in found if f.severity == "error"], found
     assert not [f for f in found if f.severity == "warning"], found
-    expected_info = {"cmyk": "unusual_mode", "gray": "grayscale", "exif_rotated": "exif_orientation",
-                     "png_named_jpg": "extension_mismatch", "palette": "unusual_mode",
-                     "rgba_png": "unusual_mode", "gray16_png": "grayscale"}[kind]
+    expected_info = {
+        "cmyk": "unusual_mode",
+        "gray": "grayscale",
+        "exif_rotated": "exif_orientation",
+        "png_named_jpg": "extension_mismatch",
+        "palette": "unusual_mode",
+        "rgba_png": "unusual_mode",
+        "gray16_png": "grayscale",
+    }[kind]
     assert expected_info in {f.check for f in found}
 
 

@@ -15,18 +15,24 @@ def test_page_is_self_contained_with_thumbnails_per_finding(pets, make, tmp_path
     shutil.copy(cat, pets / "cats" / "twin.jpg")
     (pets / "dogs" / "empty.jpg").write_bytes(b"")
     report = examine(pets, config=DoctorConfig(embeddings=False))
-    report.findings.append(Finding("label_issues", "warning", [f"cats/{cat.name}"],
-                                   "looks like a dog", quarantine=[f"cats/{cat.name}"],
-                                   details={"label": "cats", "predicted": "dogs",
-                                            "confidence": 0.87}))
+    report.findings.append(
+        Finding(
+            "label_issues",
+            "warning",
+            [f"cats/{cat.name}"],
+            "looks like a dog",
+            quarantine=[f"cats/{cat.name}"],
+            details={"label": "cats", "predicted": "dogs", "confidence": 0.87},
+        )
+    )
     path = tmp_path / "out" / "doctor.html"
     report.to_html(path)
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!doctype html>")
     assert not re.search(r'(src|href)="(https?:|file:|/)', page)  # nothing outside the file
     assert page.count("data:image/jpeg;base64,") >= 3
-    dupes = page[page.index('id="exact_duplicates"'):]
-    dupes = dupes[:dupes.index("</div></div></div>")]
+    dupes = page[page.index('id="exact_duplicates"') :]
+    dupes = dupes[: dupes.index("</div></div></div>")]
     assert "cats/twin.jpg" in dupes and f"cats/{cat.name}" in dupes  # side by side in one row
     assert "looks like dogs" in page and "87%" in page
     assert "cannot be shown" in page  # the empty file gets a placeholder, not a crash

@@ -19,16 +19,23 @@ def test_every_csv_inconsistency_is_reported(tmp_path, cats_dogs_dir, make):
         shutil.copy(f, images / f.name)
     make.save(make.open(cats[0]), images / "tabby.png", "PNG")  # the CSV will call it tabby.jpg
     rows = ["file,label"] + [f"{f.name},cat" for f in cats[:3]]
-    rows += ["tabby.jpg,cat", "gone.jpg,cat", f"{cats[3].name},", f"{cats[0].name},cat",
-             f"{cats[1].name},dog"]
+    rows += [
+        "tabby.jpg,cat",
+        "gone.jpg,cat",
+        f"{cats[3].name},",
+        f"{cats[0].name},cat",
+        f"{cats[1].name},dog",
+    ]
     csv = tmp_path / "shelter" / "labels.csv"
     csv.write_text("\n".join(rows) + "\n")
     report = examine(Dataset.from_csv(csv, images), root=tmp_path / "shelter", checks=LISTING)
     by = {c: report.by_check(c) for c in LISTING}
     assert by["missing_files"][0].files == ["images/gone.jpg"]
-    assert set(by["unlabelled_files"][0].files) == {f"images/{cats[1].name}",
-                                                   f"images/{cats[3].name}",
-                                                   f"images/{cats[4].name}"}
+    assert set(by["unlabelled_files"][0].files) == {
+        f"images/{cats[1].name}",
+        f"images/{cats[3].name}",
+        f"images/{cats[4].name}",
+    }
     assert by["empty_labels"][0].files == [f"images/{cats[3].name}"]
     assert by["conflicting_rows"][0].files == [f"images/{cats[1].name}"]
     assert by["duplicate_rows"][0].files == [f"images/{cats[0].name}"]

@@ -31,8 +31,9 @@ def _fault(img: Image.Image, kind: str) -> Image.Image:
     raise ValueError(kind)
 
 
-@pytest.mark.parametrize("kind", ["tiny", "extreme_aspect_ratio", "blank", "dark", "overexposed",
-                                  "blurry"])
+@pytest.mark.parametrize(
+    "kind", ["tiny", "extreme_aspect_ratio", "blank", "dark", "overexposed", "blurry"]
+)
 def test_each_fault_is_found_by_its_check_alone(pets, make, kind):
     photo = make.first(pets / "cats")
     make.save(_fault(make.open(photo), kind), pets / "cats" / "faulty.jpg")

@@ -19,8 +19,11 @@ QUICK = DoctorConfig(embeddings=False)  # exact duplicates and broken files need
 
 def _tree(root: Path) -> dict[str, str]:
     """Every file under ``root`` by relative path -> SHA-256: a byte-for-byte fingerprint."""
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -40,8 +43,12 @@ def test_fix_moves_error_files_mirroring_paths_and_restore_undoes_it(messy):
     before = _tree(messy)
     report = examine(messy, config=QUICK)
     planned = {m.file for m in plan_fix(report)}
-    assert planned == {"cats/empty.jpg", "dogs/notes.txt", "cats/cat copy.jpg",
-                       "dogs/more/dog again.jpg"}
+    assert planned == {
+        "cats/empty.jpg",
+        "dogs/notes.txt",
+        "cats/cat copy.jpg",
+        "dogs/more/dog again.jpg",
+    }
     result = fix(report)
     q = quarantine_dir(messy)
     assert result.quarantine == q == messy.parent / "pets.quarantine"
@@ -153,10 +160,20 @@ def test_copies_under_two_classes_are_all_planned_and_unknown_levels_refused(mes
 def test_fix_all_plans_label_issue_files(messy):
     from littlevision.doctor import Finding, Report
 
-    report = Report(root=str(messy), n_images=1, findings=[
-        Finding("label_issues", "warning", ["cats/cat copy.jpg"], "looks like a dog",
-                quarantine=["cats/cat copy.jpg"]),
-        Finding("near_duplicates", "warning", ["cats/cat copy.jpg", "x.jpg"], "look alike")])
+    report = Report(
+        root=str(messy),
+        n_images=1,
+        findings=[
+            Finding(
+                "label_issues",
+                "warning",
+                ["cats/cat copy.jpg"],
+                "looks like a dog",
+                quarantine=["cats/cat copy.jpg"],
+            ),
+            Finding("near_duplicates", "warning", ["cats/cat copy.jpg", "x.jpg"], "look alike"),
+        ],
+    )
     assert plan_fix(report, "errors") == []
     assert [m.file for m in plan_fix(report, "all")] == ["cats/cat copy.jpg"]
 
@@ -166,8 +183,13 @@ def test_a_tampered_report_cannot_move_files_outside_the_data_folder(messy, tmp_
 
     outside = tmp_path / "precious.txt"
     outside.write_text("keep me")
-    report = Report(root=str(messy), n_images=1, findings=[
-        Finding("unreadable", "error", ["../precious.txt"], "x", quarantine=["../precious.txt"])])
+    report = Report(
+        root=str(messy),
+        n_images=1,
+        findings=[
+            Finding("unreadable", "error", ["../precious.txt"], "x", quarantine=["../precious.txt"])
+        ],
+    )
     with pytest.raises(UserError, match="Refusing"):
         fix(report)
     assert outside.read_text() == "keep me"

@@ -24,7 +24,9 @@ def test_one_small_decode_per_image_and_no_pixels_kept(pets, monkeypatch):
     ds = Dataset.from_folder(pets)
     records = scan(list(ds), pets, 96, max_pixels=10**8, workers=2)
     assert len(records) == len(ds) == 13
-    assert sorted(str(s) for s, _ in calls) == sorted(str(p) for p in ds.paths if p.suffix == ".jpg")
+    assert sorted(str(s) for s, _ in calls) == sorted(
+        str(p) for p in ds.paths if p.suffix == ".jpg"
+    )
     assert {size for _, size in calls} == {96}
     for rec in records:
         for f in fields(rec):

@@ -14,8 +14,15 @@ from littlevision.explain import AscentConfig, ReportConfig, write_report
 
 # Light settings so the report tests stay fast; the defaults are measured in the benchmark.
 FAST_ASCENT = AscentConfig(steps=4, size=64, octaves=(1.0,))
-FAST_REPORT = ReportConfig(n_top_losses=4, n_correct=4, n_filters=2, max_class_images=2,
-                           filter_ascent=FAST_ASCENT, class_ascent=FAST_ASCENT, strict=True)
+FAST_REPORT = ReportConfig(
+    n_top_losses=4,
+    n_correct=4,
+    n_filters=2,
+    max_class_images=2,
+    filter_ascent=FAST_ASCENT,
+    class_ascent=FAST_ASCENT,
+    strict=True,
+)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +49,10 @@ def keras_model(explainer):
 @pytest.fixture(scope="session")
 def photos(small_folder) -> list[Path]:
     """Two cats and two dogs, full size."""
-    return sorted((small_folder / "cats").iterdir())[:2] + sorted((small_folder / "dogs").iterdir())[:2]
+    return (
+        sorted((small_folder / "cats").iterdir())[:2]
+        + sorted((small_folder / "dogs").iterdir())[:2]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +70,9 @@ def recipe_available(name: str) -> bool:
 def scratch_run(small_folder, tmp_path_factory) -> Path:
     """The tutorial convnet trained from scratch for one epoch (skips while the recipe is absent)."""
     if not recipe_available("scratch"):
-        pytest.skip("littlevision.training.scratch is not there yet (another engineer is writing it)")
+        pytest.skip(
+            "littlevision.training.scratch is not there yet (another engineer is writing it)"
+        )
     from littlevision.training.run import TrainConfig, train
 
     out = tmp_path_factory.mktemp("explain-scratch") / "run"
@@ -78,17 +90,40 @@ def _doctor_json(run: Path, small_folder: Path) -> None:
     try:
         from littlevision.doctor.report import Finding, Report
     except ImportError:
-        files = [p.relative_to(small_folder).as_posix() for p in sorted(small_folder.rglob("*.jpg"))[:2]]
-        data = {"root": str(small_folder), "findings": [
-            {"check": "exact_duplicates", "severity": "warning", "files": files,
-             "message": "2 files are byte-for-byte copies of each other."}]}
+        files = [
+            p.relative_to(small_folder).as_posix() for p in sorted(small_folder.rglob("*.jpg"))[:2]
+        ]
+        data = {
+            "root": str(small_folder),
+            "findings": [
+                {
+                    "check": "exact_duplicates",
+                    "severity": "warning",
+                    "files": files,
+                    "message": "2 files are byte-for-byte copies of each other.",
+                }
+            ],
+        }
         (run / "doctor.json").write_text(json.dumps(data), encoding="utf-8")
         return
-    files = [p.relative_to(small_folder).as_posix() for p in sorted(small_folder.rglob("*.jpg"))[:2]]
-    report = Report(root=str(small_folder), n_images=40, classes=["cats", "dogs"],
-                    counts={"cats": 20, "dogs": 20}, checks=["exact_duplicates"],
-                    findings=[Finding("exact_duplicates", "warning", files,
-                                      "2 files are byte-for-byte copies of each other.")])
+    files = [
+        p.relative_to(small_folder).as_posix() for p in sorted(small_folder.rglob("*.jpg"))[:2]
+    ]
+    report = Report(
+        root=str(small_folder),
+        n_images=40,
+        classes=["cats", "dogs"],
+        counts={"cats": 20, "dogs": 20},
+        checks=["exact_duplicates"],
+        findings=[
+            Finding(
+                "exact_duplicates",
+                "warning",
+                files,
+                "2 files are byte-for-byte copies of each other.",
+            )
+        ],
+    )
     report.to_json(run / "doctor.json")
 
 

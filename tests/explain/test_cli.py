@@ -22,8 +22,19 @@ def test_explain_writes_one_png_per_image(explain_run, photos, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(photos[0].read_bytes()[:200])  # a real JPEG, truncated
     out = tmp_path / "explanations"
-    result = runner.invoke(app, ["explain", str(explain_run), str(photos[0]), str(photos[2]),
-                                 str(broken), "-o", str(out), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            str(explain_run),
+            str(photos[0]),
+            str(photos[2]),
+            str(broken),
+            "-o",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted([f"{photos[0].stem}.png", f"{photos[2].stem}.png"])
@@ -34,19 +45,51 @@ def test_explain_writes_one_png_per_image(explain_run, photos, tmp_path):
 
 
 def test_explain_a_chosen_class(explain_run, photos, tmp_path):
-    result = runner.invoke(app, ["explain", str(explain_run), str(photos[0]), "--class", "dogs",
-                                 "-o", str(tmp_path), "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "explain",
+            str(explain_run),
+            str(photos[0]),
+            "--class",
+            "dogs",
+            "-o",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Grad-CAM for dogs" in said(result)
-    bad = runner.invoke(app, ["explain", str(explain_run), str(photos[0]), "--class", "horses",
-                              "-o", str(tmp_path), "--quiet"])
+    bad = runner.invoke(
+        app,
+        [
+            "explain",
+            str(explain_run),
+            str(photos[0]),
+            "--class",
+            "horses",
+            "-o",
+            str(tmp_path),
+            "--quiet",
+        ],
+    )
     assert bad.exit_code == 2 and "Unknown class 'horses'" in said(bad)
 
 
 def test_feature_maps_and_layers_verbs(explain_run, photos, tmp_path):
     out = tmp_path / "fm.png"
-    result = runner.invoke(app, ["feature-maps", str(explain_run), str(photos[1]),
-                                 "--layers", "stem_relu,-1", "-o", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "feature-maps",
+            str(explain_run),
+            str(photos[1]),
+            "--layers",
+            "stem_relu,-1",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(out).format == "PNG"
     listing = runner.invoke(app, ["layers", str(explain_run)])
@@ -56,8 +99,11 @@ def test_feature_maps_and_layers_verbs(explain_run, photos, tmp_path):
 
 
 def test_verbs_refuse_a_folder_that_is_not_a_run(tmp_path, photos):
-    for args in (["explain", str(tmp_path), str(photos[0])], ["report", str(tmp_path)],
-                 ["layers", str(tmp_path)]):
+    for args in (
+        ["explain", str(tmp_path), str(photos[0])],
+        ["report", str(tmp_path)],
+        ["layers", str(tmp_path)],
+    ):
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and "is not a littlevision run" in said(result)
 

@@ -15,7 +15,10 @@ from littlevision.explain import default_layers, feature_maps, feature_maps_png,
 def test_defaults_are_early_middle_late_and_shrink(keras_model, photo_arrays):
     maps = feature_maps(keras_model, photo_arrays[0])
     assert [m.layer.path for m in maps] == [
-        "efficientnet_lite0/stem_relu", maps[1].layer.path, "efficientnet_lite0/head_relu"]
+        "efficientnet_lite0/stem_relu",
+        maps[1].layer.path,
+        "efficientnet_lite0/head_relu",
+    ]
     sides = [m.activations.shape[0] for m in maps]
     assert sides[0] == 112 and sides[-1] == 7 and sides[0] > sides[1] > sides[2]
     for m in maps:
@@ -31,8 +34,11 @@ def test_layers_by_name_and_index(keras_model, photo_arrays):
     layers = list_layers(keras_model)
     assert layers[0].path == "efficientnet_lite0/preprocess" and layers[-1].name == "classifier"
     maps = feature_maps(keras_model, photo_arrays[1], ["stem_conv", -3, str(layers[10].index)])
-    assert [m.layer.path for m in maps] == ["efficientnet_lite0/stem_conv", layers[-3].path,
-                                            layers[10].path]
+    assert [m.layer.path for m in maps] == [
+        "efficientnet_lite0/stem_conv",
+        layers[-3].path,
+        layers[10].path,
+    ]
     assert maps[0].activations.shape == (112, 112, 32)
     with pytest.raises(UserError, match="out of range"):
         feature_maps(keras_model, photo_arrays[1], [len(layers)])

@@ -106,8 +106,10 @@ def test_layer_can_be_chosen_by_name_or_index(keras_model, photo_arrays):
 
 
 def test_the_tutorial_convnet_is_explained_at_its_last_conv(photo_arrays):
-    pytest.importorskip("littlevision.training.scratch",
-                        reason="the scratch recipe is not there yet (another engineer)")
+    pytest.importorskip(
+        "littlevision.training.scratch",
+        reason="the scratch recipe is not there yet (another engineer)",
+    )
     from littlevision.training.scratch import tutorial_convnet
 
     model = tutorial_convnet(2, 150, seed=0)

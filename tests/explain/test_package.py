@@ -15,7 +15,9 @@ def test_every_public_name_resolves():
 
 
 def test_import_loads_neither_tensorflow_nor_matplotlib():
-    code = ("import sys, littlevision.explain, littlevision.explain.cli; "
-            "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)")
+    code = (
+        "import sys, littlevision.explain, littlevision.explain.cli; "
+        "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"

@@ -11,7 +11,9 @@ import pytest
 
 from littlevision.explain.report import SECTIONS, write_report
 
-EXTERNAL = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:|//|file:|ftp:)""", re.I)
+EXTERNAL = re.compile(
+    r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:|//|file:|ftp:)""", re.I
+)
 
 
 def check_self_contained(html: str) -> None:
@@ -19,7 +21,9 @@ def check_self_contained(html: str) -> None:
     assert "<link" not in html.lower() and "<script" not in html.lower()
     assert "url(" not in html and "@import" not in html
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
-    assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs)
+    assert srcs and all(
+        s.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for s in srcs
+    )
     hrefs = re.findall(r'href="([^"]*)"', html)
     assert all(h.startswith("#") for h in hrefs), hrefs
     for sid, heading in SECTIONS:
@@ -38,9 +42,16 @@ def test_report_is_one_self_contained_file(report_html):
 def test_report_shows_the_run(report_html, explain_run):
     html = report_html.read_text(encoding="utf-8")
     card = json.loads((explain_run / "card.json").read_text())
-    for text in ("bottleneck", "lite0", card["model_version"], card["versions"]["keras"],
-                 "efficientnet_lite0/head_relu", "Recomputed on 12 validation images", "exact_duplicates",
-                 "2 files are byte-for-byte copies"):
+    for text in (
+        "bottleneck",
+        "lite0",
+        card["model_version"],
+        card["versions"]["keras"],
+        "efficientnet_lite0/head_relu",
+        "Recomputed on 12 validation images",
+        "exact_duplicates",
+        "2 files are byte-for-byte copies",
+    ):
         assert text in html, text
     # 12 validation images: the tiny model makes few mistakes; photos + Grad-CAM for each shown
     n_examples = html.count('class="example')
@@ -58,23 +69,33 @@ def test_report_without_the_images_says_so(explain_run, tmp_path, small_folder, 
     (run / "split.json").write_text(json.dumps(split))
     card = json.loads((run / "card.json").read_text())
     card["data"]["source"] = str(tmp_path / "gone")
-    card["data"]["skipped"] = [{"path": "cats/cat.999.jpg", "reason": "truncated",  # as train writes
-                                "message": "cats/cat.999.jpg: the file is cut short"}]
+    card["data"]["skipped"] = [
+        {
+            "path": "cats/cat.999.jpg",
+            "reason": "truncated",  # as train writes
+            "message": "cats/cat.999.jpg: the file is cut short",
+        }
+    ]
     (run / "card.json").write_text(json.dumps(card))
     html = write_report(run, config=fast_report).read_text(encoding="utf-8")
     assert (run / "report.html").is_file()
     check_self_contained(html)
     assert "The validation images are gone" in html and "--data FOLDER" in html
     assert 'class="example' not in html
-    assert "cats/cat.999.jpg" in html and "truncated" in html and "1 file(s) could not be read" in html
+    assert (
+        "cats/cat.999.jpg" in html and "truncated" in html and "1 file(s) could not be read" in html
+    )
     # ... and finds them again when told where the data went
     html = write_report(run, config=fast_report, data_root=small_folder).read_text(encoding="utf-8")
     assert "are gone" not in html and 'class="example' in html
 
 
-@pytest.mark.parametrize("recipe", ["bottleneck", "scratch",
-                                    pytest.param("finetune", marks=pytest.mark.slow)])
-def test_a_run_of_every_recipe_can_be_reported(recipe, request, tmp_path, small_folder, fast_report):
+@pytest.mark.parametrize(
+    "recipe", ["bottleneck", "scratch", pytest.param("finetune", marks=pytest.mark.slow)]
+)
+def test_a_run_of_every_recipe_can_be_reported(
+    recipe, request, tmp_path, small_folder, fast_report
+):
     if recipe == "bottleneck":  # the report of the shared run, made once for several tests
         check_self_contained(request.getfixturevalue("report_html").read_text(encoding="utf-8"))
         return

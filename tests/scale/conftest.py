@@ -19,8 +19,13 @@ def ray_local():
         import ray.serve  # noqa: F401
     except ImportError:
         pytest.skip(SKIP_REASON)
-    ray.init(num_cpus=2, object_store_memory=128 * 1024 * 1024, include_dashboard=False,
-             log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(
+        num_cpus=2,
+        object_store_memory=128 * 1024 * 1024,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+    )
     try:
         yield ray
     finally:

@@ -50,9 +50,11 @@ def test_every_entry_point_says_how_to_install(no_ray, tmp_path):
 
 
 def test_importing_littlevision_never_imports_ray():
-    code = ("import sys, littlevision.cli, littlevision.scale, littlevision.scale.ray_engine, "
-            "littlevision.scale.ray_serve, littlevision.scale.cluster; "
-            "print('ray' in sys.modules)")
+    code = (
+        "import sys, littlevision.cli, littlevision.scale, littlevision.scale.ray_engine, "
+        "littlevision.scale.ray_serve, littlevision.scale.cluster; "
+        "print('ray' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

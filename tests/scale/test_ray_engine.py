@@ -51,8 +51,9 @@ def test_predict_files_matches_the_local_predictor(ray_local, tiny_run, paths, t
     table = pq.read_table(parquet.output)
     assert table.column_names == header
     assert table.column("label").to_pylist() == local.predicted
-    np.testing.assert_allclose(np.stack([table.column(c).to_numpy() for c in labels], 1),
-                               local.probabilities, atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack([table.column(c).to_numpy() for c in labels], 1), local.probabilities, atol=1e-5
+    )
 
 
 def test_embed_paths_ray_fills_the_embedders_cache(ray_local, cats_dogs_dir, tmp_path):

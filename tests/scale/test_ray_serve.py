@@ -28,10 +28,14 @@ def test_serve_deployment_answers_v1_predict(ray_local, tiny_run, cats_dogs_dir,
 
     bundle = Bundle.load(tiny_run)
     predictor = Predictor.from_bundle(bundle)
-    photos = [p.read_bytes() for cls in ("cats", "dogs")
-              for p in sorted((cats_dogs_dir / "validation" / cls).iterdir())[:2]]
-    service = serve_ray(tiny_run, 1, port=free_port, blocking=False,
-                        settings=ServeSettings(watch_interval_s=0))
+    photos = [
+        p.read_bytes()
+        for cls in ("cats", "dogs")
+        for p in sorted((cats_dogs_dir / "validation" / cls).iterdir())[:2]
+    ]
+    service = serve_ray(
+        tiny_run, 1, port=free_port, blocking=False, settings=ServeSettings(watch_interval_s=0)
+    )
     try:
         with httpx.Client(base_url=service.url, timeout=60) as client:
             for data in photos:
@@ -49,10 +53,16 @@ def test_serve_deployment_answers_v1_predict(ray_local, tiny_run, cats_dogs_dir,
                 assert r.json()["status"] == status
             # Concurrent requests all answered, through Serve's batching.
             with ThreadPoolExecutor(8) as pool:
-                codes = list(pool.map(
-                    lambda d: client.post("/v1/predict", content=d,
-                                          headers={"Content-Type": "image/jpeg"}).status_code,
-                    photos[1:] * 4))
+                codes = list(
+                    pool.map(
+                        lambda d: (
+                            client.post(
+                                "/v1/predict", content=d, headers={"Content-Type": "image/jpeg"}
+                            ).status_code
+                        ),
+                        photos[1:] * 4,
+                    )
+                )
             assert codes == [200] * len(codes)
             metrics = client.get("/metrics").text
             assert "littlevision_batch_size_count" in metrics

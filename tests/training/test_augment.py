@@ -70,10 +70,14 @@ def test_training_batches_are_reproducible_and_resume_exactly(photos):
     steps = aug.steps(len(photos), 4)
     assert len(full) == 3 * steps
     assert all(np.array_equal(a[0], b[0]) for a, b in zip(full, again, strict=True))
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-               for a, b in zip(full[2 * steps:], resumed, strict=True))
+    assert all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        for a, b in zip(full[2 * steps :], resumed, strict=True)
+    )
     # every image once per epoch, in another order each epoch
-    labels_epoch = [np.concatenate([b[1] for b in full[e * steps:(e + 1) * steps]]) for e in range(3)]
+    labels_epoch = [
+        np.concatenate([b[1] for b in full[e * steps : (e + 1) * steps]]) for e in range(3)
+    ]
     assert all(sorted(ls) == sorted(y) for ls in labels_epoch)
     assert full[0][0].dtype == np.float32 and full[0][0].max() <= 255.0
 
@@ -83,15 +87,19 @@ def test_views_and_sample_weights(photos):
     stack = np.concatenate([np.zeros((n, 2), np.float32), np.ones((n, 2), np.float32)])
     y = np.arange(n) % 2
     w = np.where(y == 1, 3.0, 0.5).astype(np.float32)
-    batches = _batches(aug.training_dataset(stack, y, batch_size=n, seed=0, config=aug.NONE,
-                                            epochs=4, views=2, sample_weights=w))
+    batches = _batches(
+        aug.training_dataset(
+            stack, y, batch_size=n, seed=0, config=aug.NONE, epochs=4, views=2, sample_weights=w
+        )
+    )
     seen_views = np.concatenate([b[0][:, 0] for b in batches])
     assert set(seen_views) == {0.0, 1.0}
     for _x, labels, weights in batches:
         np.testing.assert_array_equal(weights, np.where(labels == 1, 3.0, 0.5))
     with pytest.raises(ValueError, match="views"):
-        aug.training_dataset(stack[:-1], y, batch_size=4, seed=0, config=aug.NONE, epochs=1,
-                             views=2)
+        aug.training_dataset(
+            stack[:-1], y, batch_size=4, seed=0, config=aug.NONE, epochs=1, views=2
+        )
 
 
 def test_eval_batches_are_the_images_unchanged(photos):

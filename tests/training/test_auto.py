@@ -28,8 +28,7 @@ def test_room_to_improve_and_enough_data_means_finetune():
 
 
 def test_useless_pretrained_features_and_much_data_mean_scratch():
-    choice = choose_recipe({"a": 3000, "b": 3000, "c": 3000}, n_val=900,
-                           bottleneck_accuracy=0.40)
+    choice = choose_recipe({"a": 3000, "b": 3000, "c": 3000}, n_val=900, bottleneck_accuracy=0.40)
     assert choice.recipe == "scratch" and "33% by chance" in choice.why
     # the same features with little data: scratch would not learn better ones
     assert choose_recipe({"a": 60, "b": 60, "c": 60}, 90, 0.40).recipe == "finetune"

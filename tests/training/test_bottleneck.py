@@ -11,12 +11,21 @@ from littlevision.training.bottleneck import fit_linear_head, softmax
 
 
 def test_bundle_has_every_file_and_a_sound_card(tiny_run):
-    for name in ("model.keras", "model.onnx", "labels.json", "card.json", "metrics.json", "split.json"):
+    for name in (
+        "model.keras",
+        "model.onnx",
+        "labels.json",
+        "card.json",
+        "metrics.json",
+        "split.json",
+    ):
         assert (tiny_run / name).is_file(), name
     bundle = Bundle.load(tiny_run)
     assert bundle.labels == ["cats", "dogs"]
     card = bundle.card
-    assert card["image_size"] == 224 and card["backbone"] == "lite0" and card["recipe"] == "bottleneck"
+    assert (
+        card["image_size"] == 224 and card["backbone"] == "lite0" and card["recipe"] == "bottleneck"
+    )
     assert card["seed"] == 0 and card["data"]["n_train"] + card["data"]["n_val"] == 40
     assert card["data"]["counts_train"] == {"cats": 14, "dogs": 14}
     assert "keras" in card["versions"] and "created" in card

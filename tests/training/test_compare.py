@@ -11,8 +11,20 @@ from littlevision.cli import app
 
 def test_compare_trains_each_recipe_on_the_same_split_and_writes_the_table(small_folder, tmp_path):
     out = tmp_path / "cmp"
-    result = CliRunner().invoke(app, ["compare", str(small_folder), "--recipes", "bottleneck,scratch",
-                                      "--epochs", "1", "-o", str(out), "-q"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(small_folder),
+            "--recipes",
+            "bottleneck,scratch",
+            "--epochs",
+            "1",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "bottleneck" in result.output and "scratch" in result.output
     for name in ("compare.md", "compare.png", "compare.json"):
@@ -34,7 +46,17 @@ def test_compare_trains_each_recipe_on_the_same_split_and_writes_the_table(small
 
 
 def test_unknown_recipe_is_one_sentence_and_exit_2(small_folder, tmp_path):
-    result = CliRunner().invoke(app, ["compare", str(small_folder), "--recipes", "bottleneck,magic",
-                                      "-o", str(tmp_path / "c"), "-q"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(small_folder),
+            "--recipes",
+            "bottleneck,magic",
+            "-o",
+            str(tmp_path / "c"),
+            "-q",
+        ],
+    )
     assert result.exit_code == 2
     assert "Unknown recipe 'magic'" in result.output

@@ -26,19 +26,35 @@ def imbalanced(small_folder):
 @pytest.fixture(scope="module")
 def finetune_run(imbalanced, tmp_path_factory):
     out = tmp_path_factory.mktemp("finetune") / "run"
-    bundle = train(imbalanced, out, TrainConfig(recipe="finetune", image_size=SIZE, val_split=0.3),
-                   epochs=2, views=2, batch_size=8)
+    bundle = train(
+        imbalanced,
+        out,
+        TrainConfig(recipe="finetune", image_size=SIZE, val_split=0.3),
+        epochs=2,
+        views=2,
+        batch_size=8,
+    )
     return bundle
 
 
 def test_bundle_is_complete_and_says_what_was_trained(finetune_run):
     run = finetune_run.path
-    for name in ("model.keras", "model.onnx", "labels.json", "card.json", "metrics.json",
-                 "split.json", "history.json", "learning_curves.png"):
+    for name in (
+        "model.keras",
+        "model.onnx",
+        "labels.json",
+        "card.json",
+        "metrics.json",
+        "split.json",
+        "history.json",
+        "learning_curves.png",
+    ):
         assert (run / name).is_file(), name
     card = finetune_run.card
     info = card["recipe_info"]
-    assert card["recipe"] == "finetune" and card["backbone"] == "lite0" and card["image_size"] == SIZE
+    assert (
+        card["recipe"] == "finetune" and card["backbone"] == "lite0" and card["image_size"] == SIZE
+    )
     assert info["unfrozen_from_block"] == 11 and info["views"] == 2  # lite0 has blocks 0..15
     assert 0 <= info["best_epoch"] <= 2 and info["epochs_run"] <= 2
     assert not (run / "checkpoint").exists()  # finished: the bundle needs no 60 MB checkpoint
@@ -84,7 +100,9 @@ def test_metrics_from_stored_activations_match_the_exported_model(finetune_run, 
 def test_keeps_the_bottleneck_start_only_when_it_is_better_on_both(finetune_run):
     info = finetune_run.card["recipe_info"]
     start, final = info["bottleneck_start"], finetune_run.metrics
-    start_better = start["log_loss"] < final["log_loss"] - 1e-6 and start["accuracy"] >= final["accuracy"]
+    start_better = (
+        start["log_loss"] < final["log_loss"] - 1e-6 and start["accuracy"] >= final["accuracy"]
+    )
     assert not start_better  # otherwise the start would have been kept
     if info["kept_bottleneck"]:
         assert final["log_loss"] == pytest.approx(start["log_loss"], abs=1e-4)

@@ -52,8 +52,16 @@ def scratch_run(small_folder, tmp_path_factory):
 
 def test_bundle_is_complete_with_curves_and_checkpoint(scratch_run):
     run, _ = scratch_run
-    for name in ("model.keras", "model.onnx", "labels.json", "card.json", "metrics.json",
-                 "split.json", "history.json", "learning_curves.png"):
+    for name in (
+        "model.keras",
+        "model.onnx",
+        "labels.json",
+        "card.json",
+        "metrics.json",
+        "split.json",
+        "history.json",
+        "learning_curves.png",
+    ):
         assert (run / name).is_file(), name
     bundle = Bundle.load(run)
     card = bundle.card
@@ -70,7 +78,13 @@ def test_model_is_the_tutorials_convnet(scratch_run):
     model = Bundle.load(scratch_run[0]).load_keras()
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["Rescaling"] + ["Conv2D", "Activation", "MaxPooling2D"] * 3 + [
-        "Flatten", "Dense", "Activation", "Dropout", "Dense", "Activation"]
+        "Flatten",
+        "Dense",
+        "Activation",
+        "Dropout",
+        "Dense",
+        "Activation",
+    ]
     assert [model.get_layer(f"conv{i}").filters for i in (1, 2, 3)] == [32, 32, 64]
     assert model.get_layer("dense").units == 64 and model.get_layer("dropout").rate == 0.5
     # 896 + 9248 + 18496 (convs) + 17*17*64*64 + 64 (dense) + 64*2 + 2 (softmax head)
@@ -100,7 +114,8 @@ def test_progress_per_epoch_with_eta(scratch_run):
 
 
 def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes_like_an_uninterrupted_run(
-        scratch_run, small_folder, tmp_path):
+    scratch_run, small_folder, tmp_path
+):
     out = tmp_path / "run"
     first = Recorder(interrupt_on="scratch epoch 1/2")
     with pytest.raises(KeyboardInterrupt):
@@ -109,8 +124,9 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes_like_an_uninterrupted_ru
     assert state["epoch"] == 1
     assert any("--resume" in m for m in first.logs)
     second = Recorder()
-    bundle = train(small_folder, out, TrainConfig(recipe="scratch"), reporter=second, epochs=2,
-                   resume=True)
+    bundle = train(
+        small_folder, out, TrainConfig(recipe="scratch"), reporter=second, epochs=2, resume=True
+    )
     assert any("resuming after epoch 1" in m for m in second.logs)
     assert second.stages["train scratch"] == [2, 2]  # the bar starts at 1 of 2
     history = json.loads((out / "history.json").read_text())
@@ -119,16 +135,16 @@ def test_ctrl_c_leaves_a_checkpoint_and_resume_finishes_like_an_uninterrupted_ru
     reference = json.loads((scratch_run[0] / "history.json").read_text())
     np.testing.assert_allclose(history["loss"], reference["loss"], rtol=1e-3)
     np.testing.assert_allclose(history["val_loss"], reference["val_loss"], rtol=1e-3)
-    assert (json.loads((out / "split.json").read_text())
-            == json.loads((scratch_run[0] / "split.json").read_text()))
+    assert json.loads((out / "split.json").read_text()) == json.loads(
+        (scratch_run[0] / "split.json").read_text()
+    )
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(scratch_run, small_folder, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(scratch_run[0], out)
     with pytest.raises(UserError, match="batch_size"):
-        train(small_folder, out, TrainConfig(recipe="scratch"), epochs=3, resume=True,
-              batch_size=8)
+        train(small_folder, out, TrainConfig(recipe="scratch"), epochs=3, resume=True, batch_size=8)
 
 
 def test_a_checkpoint_write_is_never_cut_by_ctrl_c():
