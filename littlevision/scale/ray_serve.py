@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import logging
 import os
 import signal
@@ -32,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from littlevision._net import is_loopback
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.inference import default_threads
@@ -242,15 +242,6 @@ class RayService:
             ray.shutdown()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve_ray(
     run_dir: str | os.PathLike,
     replicas: int = 1,
@@ -300,7 +291,7 @@ def serve_ray(
     ray = require_ray("Serving on Ray", part="serve")
     from ray import serve
 
-    if not _is_loopback(host) and (settings is None or settings.api_key is None):
+    if not is_loopback(host) and (settings is None or settings.api_key is None):
         log.warning(
             "Serving on %s without an API key: anyone who can reach it can reload the "
             "model and write feedback files.",
@@ -427,27 +418,17 @@ def app_builder(args: dict[str, str]):
     in a Serve config file ``import_path: littlevision.scale.ray_serve:app_builder`` with
     ``args: {run_dir: /models/pets, replicas: 2}``. Keys: ``run_dir`` (required), ``replicas``
     (a number, or ``auto`` for :func:`autoscaling_config` up to ``max_replicas``, default 8),
-    ``cpus_per_replica``, ``max_batch``, ``batch_wait_ms``, ``max_queue``, ``api_key_env`` (the
-    name of an environment variable holding the key).
+    ``cpus_per_replica``, and every service option of ``littlevision serve`` by its name
+    (``max_batch``, ``batch_wait_ms``, ``max_queue``, ``api_key_env`` -- the name of an
+    environment variable holding the key -- ...; see
+    :func:`littlevision.serving.settings.cli_options`).
     """
-    from littlevision.serving.settings import ServeSettings
+    from littlevision.serving.settings import cli_options, settings_from_cli
 
     if "run_dir" not in args:
         raise UserError("Expected the argument run_dir=RUN_FOLDER. Received: no run_dir.")
-    fields = {
-        k: type_(args[k])
-        for k, type_ in (("max_batch", int), ("batch_wait_ms", float), ("max_queue", int))
-        if k in args
-    }
-    if "api_key_env" in args:
-        key = os.environ.get(args["api_key_env"], "")
-        if not key.strip():
-            raise UserError(
-                f"Expected the API key in environment variable {args['api_key_env']}. "
-                "Received: it is unset or empty."
-            )
-        fields["api_key"] = key
-    settings = ServeSettings(**fields)
+    values = {o.name: o.parse(str(args[o.name])) for o in cli_options() if o.name in args}
+    settings = settings_from_cli(values)
     replicas = str(args.get("replicas", 1))
     autoscaling = None
     if replicas == "auto":

@@ -1,12 +1,105 @@
-"""How a service runs: one frozen dataclass, passed explicitly to :func:`create_app`."""
+"""How a service runs: one frozen dataclass, passed explicitly to :func:`create_app`.
+
+:class:`ServeSettings` is the one place a service option is written. A field whose metadata
+holds a :func:`cli` spec is also a command-line option: the Typer ``serve`` verb, the argparse
+``python -m littlevision.serving.cli`` and Ray Serve's ``app_builder`` are all built from
+:func:`cli_options`, and turn what they parsed back into settings with :func:`settings_from_cli`.
+A new option is one field here.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from littlevision.errors import UserError
 
 MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Cli:
+    """How a :class:`ServeSettings` field is spelled on a command line.
+
+    Args:
+        help: One line for ``--help``.
+        name: The option's name when it differs from the field's (``max_body_mb`` for
+            ``max_body_bytes``); ``--max-body-mb`` on the command line.
+        type: The command-line value's type when it differs from the field's.
+        to_setting: Command-line value -> field value (e.g. MiB -> bytes).
+        from_setting: Field default -> command-line default.
+    """
+
+    help: str
+    name: str | None = None
+    type: type | None = None
+    to_setting: Callable[[Any], Any] | None = None
+    from_setting: Callable[[Any], Any] | None = None
+
+
+def cli(help: str, **kwargs: Any) -> dict[str, Cli]:
+    """Field metadata that makes a setting a command-line option (see :class:`Cli`)."""
+    return {"cli": Cli(help, **kwargs)}
+
+
+@dataclass(frozen=True)
+class CliOption:
+    """One command-line option, ready for Typer or argparse.
+
+    ``name`` is a Python identifier (``max_body_mb``: ``--max-body-mb``); ``type`` is ``int``,
+    ``float``, ``str`` or ``bool`` (a flag); ``optional`` means ``None`` is allowed (the default
+    says "not given"); ``setting`` is the :class:`ServeSettings` field it fills, ``None`` for an
+    option of the process rather than of the app (``--host``).
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    optional: bool = False
+    setting: str | None = None
+    to_setting: Callable[[Any], Any] | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, text: str) -> Any:
+        """The value of ``text`` (a string from a config file or ``key=value`` argument)."""
+        if self.type is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise UserError(f"Expected {self.name}=true or false. Received: {self.name}={text!r}")
+        try:
+            return self.type(text)
+        except ValueError:
+            raise UserError(
+                f"Expected {self.name} to be {_KINDS.get(self.type, self.type.__name__)}. "
+                f"Received: {self.name}={text!r}"
+            ) from None
+
+
+_KINDS = {int: "a whole number", float: "a number"}
+
+
+def _api_key_from_env(variable: str | None) -> str | None:
+    """The API key held by environment variable ``variable`` (never a literal on a command line)."""
+    if not variable:
+        return None
+    key = os.environ.get(variable)
+    if not key or not key.strip():
+        raise UserError(
+            f"Expected the API key in environment variable {variable}. "
+            "Received: it is unset or empty."
+        )
+    return key
 
 
 @dataclass(frozen=True)
@@ -26,7 +119,9 @@ class ServeSettings:
         max_body_bytes: Largest request body; bigger ones get 413 before they are read.
         max_batch_images: Most images in one ``/v1/predict/batch`` or v2 ``infer`` request.
         api_key: When set, ``/v1/reload`` and ``/v1/feedback`` need it (``X-API-Key`` or
-            ``Authorization: Bearer``). Kept out of ``repr`` so it never reaches a log.
+            ``Authorization: Bearer``). Kept out of ``repr`` so it never reaches a log. On a
+            command line it is named by an environment variable (``--api-key-env``), so the
+            key never appears in ``ps``.
         threads: ONNX Runtime intra-op threads (default: all cores).
         decode_threads: Threads decoding uploads off the event loop (default: all cores).
         watch_interval_s: How often the run folder is checked for a new model; 0 turns the
@@ -36,16 +131,45 @@ class ServeSettings:
         max_pixels: Decompression-bomb limit passed to the decoder (None: its default).
     """
 
-    max_batch: int = 4
-    batch_wait_ms: float = 2.0
-    max_queue: int = 64
-    request_timeout_s: float = 30.0
-    max_body_bytes: int = 20 * MB
+    max_batch: int = field(default=4, metadata=cli("Most images per ONNX Runtime call."))
+    batch_wait_ms: float = field(
+        default=2.0,
+        metadata=cli("Longest an image waits for a fuller batch while the model is idle."),
+    )
+    max_queue: int = field(
+        default=64, metadata=cli("Most images pending; past it requests get 429.")
+    )
+    request_timeout_s: float = field(
+        default=30.0, metadata=cli("Longest a request may wait for its answer (then 503).")
+    )
+    max_body_bytes: int = field(
+        default=20 * MB,
+        metadata=cli(
+            "Largest request body in MiB (then 413).",
+            name="max_body_mb",
+            type=float,
+            to_setting=lambda mb: int(mb * MB),
+            from_setting=lambda n: n / MB,
+        ),
+    )
     max_batch_images: int = 32
-    api_key: str | None = field(default=None, repr=False)
-    threads: int | None = None
+    api_key: str | None = field(
+        default=None,
+        repr=False,
+        metadata=cli(
+            "Environment variable holding the API key for reload and feedback.",
+            name="api_key_env",
+            type=str,
+            to_setting=_api_key_from_env,
+        ),
+    )
+    threads: int | None = field(
+        default=None, metadata=cli("ONNX Runtime threads (default: all cores).")
+    )
     decode_threads: int | None = None
-    watch_interval_s: float = 2.0
+    watch_interval_s: float = field(
+        default=2.0, metadata=cli("Check the run folder for a new model this often (0: never).")
+    )
     explain_timeout_s: float = 120.0
     max_pixels: int | None = None
 
@@ -71,3 +195,57 @@ class ServeSettings:
 def _at_least(name: str, value: float, low: float) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or value < low:
         raise UserError(f"Expected {name} >= {low}. Received: {name}={value!r}")
+
+
+def _split_optional(hint: Any) -> tuple[type, bool]:
+    """``int | None`` -> ``(int, True)``; ``int`` -> ``(int, False)``."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(hint))
+    return hint, False
+
+
+def cli_options() -> list[CliOption]:
+    """The :class:`ServeSettings` fields that are command-line options, in field order."""
+    hints = typing.get_type_hints(ServeSettings)
+    options = []
+    for f in dataclasses.fields(ServeSettings):
+        spec: Cli | None = f.metadata.get("cli")
+        if spec is None:
+            continue
+        field_type, optional = _split_optional(hints[f.name])
+        default = f.default if spec.from_setting is None else spec.from_setting(f.default)
+        options.append(
+            CliOption(
+                name=spec.name or f.name,
+                type=spec.type or field_type,
+                default=default,
+                help=spec.help,
+                optional=optional,
+                setting=f.name,
+                to_setting=spec.to_setting,
+            )
+        )
+    return options
+
+
+def settings_from_cli(
+    values: Mapping[str, Any], base: ServeSettings | None = None
+) -> ServeSettings:
+    """:class:`ServeSettings` from parsed command-line values (keys: :class:`CliOption` names).
+
+    Keys that are not settings options (``host``, ``run_dir``...) are ignored, so a whole
+    parsed namespace can be passed.
+
+    Raises:
+        UserError: a value out of range, or an API key variable that is unset or empty.
+    """
+    changes = {}
+    for option in cli_options():
+        if option.name not in values:
+            continue
+        value = values[option.name]
+        if option.to_setting is not None:
+            value = option.to_setting(value)
+        changes[option.setting] = value
+    return dataclasses.replace(base or ServeSettings(), **changes)
