@@ -123,6 +123,17 @@ class Bundle:
         recipes._load_builtin()
         return keras.models.load_model(self.keras_path, compile=False)
 
+    def __repr__(self) -> str:
+        from littlevision._display import bundle_summary
+
+        return f"Bundle({self.name!r}: {bundle_summary(self)})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the card's headline figures, the confusion matrix and the curves."""
+        from littlevision._display import bundle_html
+
+        return bundle_html(self)
+
     def predictor(self, threads: int | None = None):
         """An ONNX Runtime predictor for this bundle (fast; no TensorFlow)."""
         from littlevision.inference import Predictor

@@ -446,6 +446,12 @@ class Dataset(Sequence[Item]):
             text += f" from {self.source!r}"
         return f"Dataset({text})"
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows counts per class (and subset) and a strip of thumbnails."""
+        from littlevision._display import dataset_html
+
+        return dataset_html(self)
+
     # -- views ----------------------------------------------------------------------------------
 
     @property

@@ -20,7 +20,7 @@ from littlevision.doctor.context import Context
 from littlevision.doctor.registry import get_check, list_checks
 from littlevision.doctor.report import SEVERITIES, Report
 from littlevision.doctor.scan import scan
-from littlevision.progress import NULL, Reporter
+from littlevision.progress import Reporter, default_reporter
 
 
 def select_checks(checks: Iterable[str] | None = None, skip: Iterable[str] = ()) -> list[str]:
@@ -52,7 +52,7 @@ def examine(
     checks: Iterable[str] | None = None,
     skip: Iterable[str] = (),
     config: DoctorConfig | None = None,
-    reporter: Reporter = NULL,
+    reporter: Reporter | None = None,
     embedder=None,
 ) -> Report:
     """Find what is wrong with a set of labelled images.
@@ -67,7 +67,7 @@ def examine(
             :func:`~littlevision.doctor.list_checks`).
         skip: Names of checks not to run (e.g. ``["label_issues"]`` for a quicker pass).
         config: Thresholds and resources.
-        reporter: Receives progress.
+        reporter: Receives progress (bars in a notebook, silent elsewhere, by default).
         embedder: An :class:`~littlevision.features.Embedder` to reuse (default: a new one for
             ``config.backbone``, sharing the on-disk cache).
 
@@ -78,6 +78,7 @@ def examine(
         UserError: The data cannot be opened, or a check name is unknown.
     """
     started = time.perf_counter()
+    reporter = reporter or default_reporter()
     config = config or DoctorConfig()
     names = select_checks(checks, skip)  # a typo fails before any work
     if not config.embeddings:  # a model-free pass: what cannot work without embeddings is off

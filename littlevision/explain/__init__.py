@@ -7,6 +7,7 @@ this package is cheap: TensorFlow and matplotlib are loaded by the functions tha
 from littlevision.explain._graph import LayerInfo, list_layers
 from littlevision.explain.feature_maps import (
     FeatureMap,
+    FeatureMaps,
     default_layers,
     feature_maps,
     feature_maps_figure,
@@ -34,6 +35,7 @@ __all__ = [
     "ExplainedImage",
     "Explainer",
     "FeatureMap",
+    "FeatureMaps",
     "GradCAMResult",
     "LayerInfo",
     "ReportConfig",

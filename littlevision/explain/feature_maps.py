@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from littlevision._display import PictureDisplay
 from littlevision.explain import _imaging
 from littlevision.explain._graph import LayerInfo, resolve_layers, trace
 
 __all__ = [
     "FeatureMap",
+    "FeatureMaps",
     "default_layers",
     "feature_maps",
     "feature_maps_figure",
@@ -24,9 +26,9 @@ __all__ = [
 ]
 
 
-@dataclass
-class FeatureMap:
-    """One layer's activations for one image.
+@dataclass(repr=False)
+class FeatureMap(PictureDisplay):
+    """One layer's activations for one image; in a notebook it shows its strongest channels.
 
     Attributes:
         layer: The layer (name, path, class, output shape).
@@ -36,10 +38,43 @@ class FeatureMap:
     layer: LayerInfo
     activations: np.ndarray
 
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.activations.shape)
+        return (
+            f"FeatureMap(#{self.layer.index} {self.layer.path}, {self.layer.class_name}, {shape})"
+        )
+
+    def _display_caption(self) -> str:
+        return f"Feature map of layer #{self.layer.index} {self.layer.path}"
+
     def strongest(self, k: int) -> np.ndarray:
         """Indices of the ``k`` channels with the largest mean activation, strongest first."""
         means = self.activations.reshape(-1, self.activations.shape[-1]).mean(axis=0)
         return np.argsort(-means, kind="stable")[:k]
+
+    def _display_png(self) -> bytes:
+        return _imaging.figure_png(feature_maps_figure([self]))
+
+
+class FeatureMaps(list, PictureDisplay):
+    """What :func:`feature_maps` returns: a list of :class:`FeatureMap` that remembers its image,
+    so a notebook shows the image and each layer's strongest channels."""
+
+    def __init__(self, maps=(), image: np.ndarray | None = None):
+        super().__init__(maps)
+        self.image = image
+
+    def __repr__(self) -> str:
+        return f"FeatureMaps([{', '.join(repr(m) for m in self)}])"
+
+    def _display_caption(self) -> str:
+        return (
+            f"Feature maps of {len(self)} layer{'s' if len(self) != 1 else ''}: each channel "
+            "scaled to its own range (dark: quiet, yellow: active)"
+        )
+
+    def _display_png(self) -> bytes:
+        return _imaging.figure_png(feature_maps_figure(self, self.image))
 
 
 def default_layers(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
@@ -73,7 +108,7 @@ def _model_and_image(model, image):
 
 def feature_maps(
     model, image: np.ndarray, layers: Sequence[str | int] | None = None
-) -> list[FeatureMap]:
+) -> FeatureMaps:
     """Activations of ``layers`` for one image.
 
     Args:
@@ -83,7 +118,8 @@ def feature_maps(
             end; see :func:`littlevision.explain.list_layers`); early/middle/late by default.
 
     Returns:
-        One :class:`FeatureMap` per layer, in the order asked for.
+        One :class:`FeatureMap` per layer, in the order asked for, as a :class:`FeatureMaps`
+        list (which also keeps the resized image, to show it beside the maps).
     """
     from littlevision._tf import quiet_keras
 
@@ -92,14 +128,17 @@ def feature_maps(
     t = trace(keras_model, tap=None)
     chosen = resolve_layers(t.layers, layers) if layers else default_layers(t.layers)
     if not chosen:
-        return []
+        return FeatureMaps([], img)
     probe = keras.Model(t.input, [t.taps[info.path] for info in chosen])
     outs = probe(img[None].astype(np.float32), training=False)
     outs = outs if isinstance(outs, (list, tuple)) else [outs]
-    return [
-        FeatureMap(info, np.asarray(out)[0].astype(np.float32))
-        for info, out in zip(chosen, outs, strict=True)
-    ]
+    return FeatureMaps(
+        [
+            FeatureMap(info, np.asarray(out)[0].astype(np.float32))
+            for info, out in zip(chosen, outs, strict=True)
+        ],
+        img,
+    )
 
 
 def _channel_tiles(fm: FeatureMap, max_channels: int, tile: int) -> np.ndarray:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from littlevision._display import PictureDisplay
 from littlevision.errors import UserError
 from littlevision.explain import _imaging
 from littlevision.explain._graph import LayerInfo, last_feature_layer, resolve_layers, trace
@@ -33,9 +34,9 @@ from littlevision.explain._graph import LayerInfo, last_feature_layer, resolve_l
 __all__ = ["Explainer", "GradCAMResult", "get_explainer", "gradcam", "gradcam_overlay"]
 
 
-@dataclass
-class GradCAMResult:
-    """Grad-CAM maps for a batch of images.
+@dataclass(repr=False)
+class GradCAMResult(PictureDisplay):
+    """Grad-CAM maps for a batch of images; in a notebook it shows the maps over the images.
 
     Attributes:
         heatmaps: [N, H, W] float32 in 0..1 (H = W = the model's input size, or the feature
@@ -43,12 +44,61 @@ class GradCAMResult:
         probabilities: [N, C] the model's probabilities for each image.
         class_indices: [N] the class each map explains.
         layer: Path of the feature-map layer used.
+        images: [N, S, S, 3] uint8, the images as the model saw them (for display).
+        labels: Class names, when the model has them.
     """
 
     heatmaps: np.ndarray
     probabilities: np.ndarray
     class_indices: np.ndarray
     layer: str
+    images: np.ndarray | None = None
+    labels: list[str] | None = None
+
+    def _name(self, k: int) -> str:
+        return self.labels[k] if self.labels and k < len(self.labels) else f"class {k}"
+
+    def __repr__(self) -> str:
+        n = len(self.heatmaps)
+        shape = "x".join(str(s) for s in self.heatmaps.shape[1:])
+        explained = ", ".join(self._name(int(k)) for k in self.class_indices[:5])
+        more = ", ..." if n > 5 else ""
+        return (
+            f"GradCAMResult({n} image{'s' if n != 1 else ''}, {shape} maps from "
+            f"'{self.layer}'{f'; explaining {explained}{more}' if n else ''})"
+        )
+
+    def _display_caption(self) -> str:
+        return f"Grad-CAM from layer '{self.layer}' (bright: where the evidence for the class lies)"
+
+    def _display_png(self, max_images: int = 12, columns: int = 4) -> bytes:
+        """Each map over its image, titled with the class explained and its probability."""
+        from matplotlib.figure import Figure
+
+        n = min(len(self.heatmaps), max_images)
+        cols = max(1, min(columns, n))
+        rows = max(1, -(-n // cols))
+        fig = Figure(figsize=(2.6 * cols, 2.8 * rows), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for i, ax in enumerate(axes):
+            ax.set_axis_off()
+            if i >= n:
+                continue
+            heat = self.heatmaps[i]
+            if self.images is not None:
+                ax.imshow(_imaging.blend_heatmap(self.images[i], heat))
+            else:
+                ax.imshow(_imaging.colorize(heat))
+            k = int(self.class_indices[i])
+            probs = self.probabilities[i]
+            title = f"{self._name(k)} {100 * float(probs[k]):.1f}%"
+            top = int(np.argmax(probs))
+            if top != k:
+                title += f"\n(predicted {self._name(top)})"
+            ax.set_title(title, fontsize=9)
+        if len(self.heatmaps) > n:
+            fig.suptitle(f"first {n} of {len(self.heatmaps)}", fontsize=9)
+        return _imaging.figure_png(fig, dpi=80)
 
 
 def _as_keras_model(model):
@@ -231,6 +281,8 @@ class Explainer:
             probabilities=np.concatenate(probs).astype(np.float32),
             class_indices=np.concatenate(chosen),
             layer=self.layer_.path,
+            images=batch,
+            labels=self.labels,
         )
 
     def overlay(

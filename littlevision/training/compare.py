@@ -20,7 +20,7 @@ import numpy as np
 
 from littlevision.bundle import Bundle, write_json
 from littlevision.errors import UserError
-from littlevision.progress import NULL, Reporter
+from littlevision.progress import Reporter, default_reporter
 
 __all__ = ["TUTORIAL_FIGURES", "CompareRow", "Comparison", "compare", "inference_speed"]
 
@@ -105,6 +105,16 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{r.recipe} {100 * r.accuracy:.2f}%" for r in self.rows)
+        return f"Comparison({shown}; {self.n_train} train / {self.n_val} validation images)"
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the table."""
+        from littlevision._display import comparison_html
+
+        return comparison_html(self)
+
 
 def _duration(seconds: float) -> str:
     if seconds < 60:
@@ -150,7 +160,7 @@ def compare(
     recipes: list[str] | tuple[str, ...] = ("scratch", "bottleneck", "finetune"),
     config=None,
     epochs: int | None = None,
-    reporter: Reporter = NULL,
+    reporter: Reporter | None = None,
 ) -> Comparison:
     """Train every recipe on the same split and measure each the same way.
 
@@ -172,6 +182,7 @@ def compare(
     from littlevision.training.registry import list_recipes
     from littlevision.training.run import TrainConfig, train
 
+    reporter = reporter or default_reporter()
     recipes = [r.strip() for r in recipes if r.strip()]
     known = list_recipes()
     unknown = [r for r in recipes if r not in known]

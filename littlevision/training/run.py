@@ -15,7 +15,7 @@ import numpy as np
 from littlevision.bundle import Bundle, file_sha256, write_json
 from littlevision.errors import UserError
 from littlevision.metrics import classification_metrics
-from littlevision.progress import NULL, Reporter
+from littlevision.progress import Reporter, default_reporter
 from littlevision.training.base import Recipe
 from littlevision.training.registry import create_recipe
 
@@ -157,7 +157,7 @@ def train(
     data,
     output: str | os.PathLike,
     config: TrainConfig | None = None,
-    reporter: Reporter = NULL,
+    reporter: Reporter | None = None,
     **recipe_params,
 ) -> Bundle:
     """Train a classifier on ``data`` and write its bundle to ``output``.
@@ -166,13 +166,14 @@ def train(
         data: A Dataset, or a folder / CSV path (see :func:`littlevision.data.source.open_dataset`).
         output: The run folder to write.
         config: Recipe name, validation split, seed, image size, backbone.
-        reporter: Receives progress.
+        reporter: Receives progress (bars in a notebook, silent elsewhere, by default).
         **recipe_params: Extra settings for the recipe (e.g. ``epochs`` for ``scratch``).
 
     Returns:
         The written :class:`~littlevision.bundle.Bundle`.
     """
     started = time.perf_counter()
+    reporter = reporter or default_reporter()
     config = config or TrainConfig()
     if not 0.0 < config.val_split < 1.0:
         raise UserError(f"--val-split must be between 0 and 1. Received: {config.val_split}.")
@@ -199,13 +200,14 @@ def train(
         return write_bundle(output, recipe, train_ds, val_ds, config, dataset, started)
 
 
-def evaluate(run, data, reporter: Reporter = NULL, batch_size: int = 8) -> dict[str, Any]:
+def evaluate(run, data, reporter: Reporter | None = None, batch_size: int = 8) -> dict[str, Any]:
     """Metrics of a bundle on labelled data (class folders or CSV), predicting with ONNX Runtime.
 
     Images whose label is not one of the bundle's classes are counted in ``unknown_labels``.
     """
     from littlevision.inference import Predictor
 
+    reporter = reporter or default_reporter()
     bundle = run if isinstance(run, Bundle) else Bundle.load(run)
     if isinstance(data, (str, os.PathLike)):
         from littlevision.data.source import open_dataset
