@@ -484,6 +484,7 @@ def _register_optional() -> None:
         "littlevision.explain.cli",
         "littlevision.serving.cli",
         "littlevision.training.cli",
+        "littlevision.review.cli",
     ):
         try:
             mod = importlib.import_module(module)

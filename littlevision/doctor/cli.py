@@ -190,7 +190,7 @@ def _restore(quarantine: Path, quiet: bool, out, err) -> None:
         highlight=False,
     )
     for c in result.conflicts:
-        err.print(f"[yellow]left in quarantine:[/] {c['file']}: {c['why']}", highlight=False)
+        err.print(f"[yellow]not restored:[/] {c['file']}: {c['why']}", highlight=False)
     for f in result.changed:
         err.print(
             f"[yellow]note:[/] {f} changed while in quarantine (restored as it is now).",

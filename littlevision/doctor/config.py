@@ -49,6 +49,8 @@ class DoctorConfig:
         min_per_class: Classes with fewer images than this are flagged.
         imbalance_ratio: Largest class over smallest above which the imbalance is flagged.
         seed: Seed of the cross-validation folds.
+        honour_reviews: Leave out findings a person marked "keep" in ``littlevision review``
+            (the marks are in the data folder's journal, ``DATA.quarantine/journal.jsonl``).
     """
 
     embeddings: bool = True
@@ -72,3 +74,4 @@ class DoctorConfig:
     min_per_class: int = 10
     imbalance_ratio: float = 4.0
     seed: int = 0
+    honour_reviews: bool = True

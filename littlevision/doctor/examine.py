@@ -126,6 +126,11 @@ def examine(
     timings["total"] = time.perf_counter() - started
     rank = {n: i for i, n in enumerate(names)}
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), rank.get(f.check, len(rank))))
+    reviewed = 0
+    if config.honour_reviews:  # what a person kept in `littlevision review` is not news
+        from littlevision.review.journal import drop_reviewed
+
+        findings, reviewed = drop_reviewed(findings, data_root)
     counts = dataset.counts() if hasattr(dataset, "counts") else {}
     return Report(
         root=str(data_root),
@@ -135,6 +140,7 @@ def examine(
         findings=findings,
         checks=names,
         timings={k: round(v, 3) for k, v in timings.items()},
+        reviewed=reviewed,
     )
 
 

@@ -298,6 +298,63 @@ def fix(
     return result
 
 
+UNDOABLE_OPS: tuple[str, ...] = (
+    "move",
+    "relabel",
+    "relabel_csv",
+    "label",
+    "move_external",
+    "keep",
+)
+"""Journal operations :func:`restore` undoes: the doctor's ``move`` and the review's actions
+(see :mod:`littlevision.review.journal`)."""
+
+
+@dataclass(frozen=True)
+class UndoOutcome:
+    """What undoing one journal record did.
+
+    Attributes:
+        status: ``"restored"``, ``"already"`` (nothing left to undo) or ``"conflict"`` (left as
+            it is, see ``why``).
+        file: The file concerned (relative to the data folder when it is inside it).
+        why: For a conflict, one sentence.
+        changed: The file's content differs from the journal's hash (restored anyway).
+    """
+
+    status: str
+    file: str
+    why: str = ""
+    changed: bool = False
+
+
+def move_back(src: Path, dst: Path, rec: dict[str, Any], name: str) -> UndoOutcome:
+    """Move ``src`` (where a journalled move put a file) back to ``dst``, never overwriting."""
+    if not src.exists():
+        if dst.exists():  # moved back already, or the move never happened
+            return UndoOutcome("already", name)
+        return UndoOutcome("conflict", name, "missing from where it was moved and from its place")
+    if dst.exists() or dst.is_symlink():
+        return UndoOutcome(
+            "conflict", name, f"another file now has its name; left where it is ({src})"
+        )
+    changed = bool(rec.get("sha256")) and file_sha256(src) != rec["sha256"]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _move(src, dst)
+    _fsync_dir(dst.parent)
+    _fsync_dir(src.parent)
+    return UndoOutcome("restored", name, changed=changed)
+
+
+def undo_record(rec: dict[str, Any], data: Path, q: Path) -> UndoOutcome:
+    """Undo one journal record (a doctor move or a review action), safely and idempotently."""
+    if rec.get("op") == "move":
+        return move_back(_inside(q, rec["to"]), _inside(data, rec["from"]), rec, rec["from"])
+    from littlevision.review.journal import undo_review_record
+
+    return undo_review_record(rec, data, q)
+
+
 def restore(
     quarantine: str | os.PathLike[str],
     *,
@@ -331,44 +388,23 @@ def restore(
     data.mkdir(parents=True, exist_ok=True)
     result = RestoreResult(data=data)
     done = {r.get("id") for r in records if r.get("op") == "restored"}
-    moves = [r for r in records if r.get("op") == "move" and r.get("id") not in done]
-    with _Journal(q / JOURNAL) as journal, reporter.stage("restore", total=len(moves)) as st:
-        for rec in reversed(moves):
+    todo = [r for r in records if r.get("op") in UNDOABLE_OPS and r.get("id") not in done]
+    with _Journal(q / JOURNAL) as journal, reporter.stage("restore", total=len(todo)) as st:
+        for rec in reversed(todo):
             st.advance(1)
-            src = _inside(q, rec["to"])
-            dst = _inside(data, rec["from"])
-            if not src.exists():
-                if dst.exists():  # moved back already, or the move never happened
-                    result.already_in_place.append(rec["from"])
-                    journal.append(
-                        {
-                            "op": "restored",
-                            "id": rec["id"],
-                            "time": _now(),
-                            "note": "already in place",
-                        }
-                    )
-                else:
-                    result.conflicts.append(
-                        {"file": rec["from"], "why": "missing from quarantine and from its place"}
-                    )
+            outcome = undo_record(rec, data, q)
+            if outcome.status == "conflict":
+                result.conflicts.append({"file": outcome.file, "why": outcome.why})
                 continue
-            if dst.exists() or dst.is_symlink():
-                result.conflicts.append(
-                    {
-                        "file": rec["from"],
-                        "why": f"another file now has its name; left in quarantine as {rec['to']}",
-                    }
-                )
-                continue
-            if rec.get("sha256") and file_sha256(src) != rec["sha256"]:
-                result.changed.append(rec["from"])
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            _move(src, dst)
-            _fsync_dir(dst.parent)
-            _fsync_dir(src.parent)
-            journal.append({"op": "restored", "id": rec["id"], "time": _now()})
-            result.restored.append(rec["from"])
+            if outcome.changed:
+                result.changed.append(outcome.file)
+            record = {"op": "restored", "id": rec["id"], "time": _now()}
+            if outcome.status == "already":
+                record["note"] = "already in place"
+                result.already_in_place.append(outcome.file)
+            else:
+                result.restored.append(outcome.file)
+            journal.append(record)
     _prune_empty_dirs(q)
     return result
 

@@ -63,6 +63,7 @@ class Report:
         findings: What was found, worst first.
         checks: The checks that ran, by name.
         timings: Seconds per stage (``scan``, ``embed``, ``checks``, ``total``).
+        reviewed: Findings left out because a person kept them in ``littlevision review``.
     """
 
     root: str
@@ -72,6 +73,7 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    reviewed: int = 0
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -116,6 +118,7 @@ class Report:
             "counts": self.counts,
             "checks_run": self.checks,
             "timings": self.timings,
+            "reviewed": self.reviewed,
         }
 
     # -- serialisation --------------------------------------------------------------------------
@@ -149,6 +152,7 @@ class Report:
             findings=[Finding(**f) for f in data.get("findings", [])],
             checks=list(summary.get("checks_run", [])),
             timings=dict(summary.get("timings", {})),
+            reviewed=int(summary.get("reviewed", 0)),
         )
 
     @classmethod
