@@ -14,7 +14,7 @@ import pytest
 from littlevision.doctor import restore
 from littlevision.errors import UserError
 from littlevision.review import actions
-from littlevision.review.journal import ConflictError, Journal, StaleError, active_actions
+from littlevision.review.journal import Journal, StaleError, active_actions
 from littlevision.review.target import open_target
 from tests.review.conftest import folders, tree
 
