@@ -7,7 +7,6 @@ does the same without Typer (the tests start real server processes that way).
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -18,15 +17,6 @@ import typer
 from littlevision.errors import UserError
 
 DEFAULT_PORT = 8765
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def collected_folder(path: Path) -> Path:
@@ -65,11 +55,12 @@ def review(
 
     import uvicorn
 
+    from littlevision._net import is_loopback
     from littlevision.progress import NULL
     from littlevision.review.app import create_app
     from littlevision.review.session import ReviewConfig, ReviewSession
 
-    if not _is_loopback(host):
+    if not is_loopback(host):
         raise UserError(
             f"The review page changes your files, so it listens on loopback only. "
             f"Received: --host {host} (use 127.0.0.1)."
