@@ -155,7 +155,7 @@ def tiny_bundle() -> Path:
     """A 64 px mean-colour classifier: the decode-and-plumbing cost, nearly no model cost."""
     from onnx import TensorProto, helper, numpy_helper
 
-    from littlevision.bundle import file_sha256, write_json
+    from littlevision._io import file_sha256, write_json
 
     run = OUT / "tiny"
     run.mkdir(parents=True, exist_ok=True)

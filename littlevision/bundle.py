@@ -15,37 +15,18 @@ evaluated without the data or the code that made it::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from littlevision._io import file_sha256
 from littlevision.errors import UserError
 
 ONNX_INPUT = "image"
 ONNX_OUTPUT = "probabilities"
 REQUIRED_FILES = ("model.onnx", "labels.json", "card.json")
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write JSON atomically, so an interrupted run never leaves half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, default=str)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -8,27 +8,18 @@ traceback).
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
+from littlevision._console import Quiet, console, friendly, out, reporter
+from littlevision._io import atomic_path
+from littlevision.data.source import collect_images
 from littlevision.errors import UserError
-from littlevision.progress import NULL, Reporter, Stage
 
 app = typer.Typer(
     add_completion=False,
@@ -37,79 +28,6 @@ app = typer.Typer(
     help="Image classifiers from very little data: cleaned, trained, explained and "
     "served live, on a CPU.",
 )
-console = Console(stderr=True)
-out = Console()
-
-
-class _RichStage(Stage):
-    def __init__(self, progress: Progress, description: str, total: int | None):
-        self.progress = progress
-        self.task = progress.add_task(description, total=total)
-
-    def advance(self, n: int = 1) -> None:
-        self.progress.advance(self.task, n)
-
-    def __exit__(self, *exc) -> None:
-        task = self.progress.tasks[self.task] if self.task < len(self.progress.tasks) else None
-        if task is not None and task.total is None:
-            self.progress.update(self.task, total=1, completed=1)
-
-
-class RichReporter(Reporter):
-    """Progress bars on stderr, one line per step, with ETA."""
-
-    def __init__(self) -> None:
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=False,
-        )
-
-    def __enter__(self) -> RichReporter:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
-
-    def stage(self, description: str, total: int | None = None) -> Stage:
-        return _RichStage(self.progress, description, total)
-
-    def log(self, message: str) -> None:
-        self.progress.console.print(message)
-
-
-def _reporter(quiet: bool):
-    if quiet:
-        import contextlib
-
-        return contextlib.nullcontext(NULL)
-    return RichReporter()
-
-
-def friendly(fn):
-    """Turn user mistakes into one sentence and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(2) from None
-        except KeyboardInterrupt:
-            console.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
-
-    return wrapper
-
-
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, only the result.")]
 
 
 def _pct(x) -> str:
@@ -197,7 +115,7 @@ def train(
         extra["resume"] = True
     if engine not in ("local", "ray"):
         raise UserError(f"Unknown engine '{engine}'. Use local or ray.")
-    with _reporter(quiet) as rep:
+    with reporter(quiet) as rep:
         if engine == "ray" and recipe in ("bottleneck", "auto"):
             # Fill the embedding cache on the cluster; training then finds every vector cached.
             from littlevision.scale import embed_paths_ray
@@ -267,7 +185,7 @@ def evaluate(
 
     bundle = Bundle.load(run)
     dataset = open_dataset(data, labels)
-    with _reporter(quiet or as_json) as rep:
+    with reporter(quiet or as_json) as rep:
         metrics = evaluate_fn(bundle, dataset, reporter=rep)
     if as_json:
         sys.stdout.write(json.dumps(metrics) + "\n")
@@ -283,32 +201,6 @@ def evaluate(
             f"[yellow]{metrics['n_unknown_label']} image(s) have labels the model does not know:[/] "
             f"{', '.join(metrics['unknown_labels'][:5])}"
         )
-
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jfif"}
-
-
-def collect_images(paths: list[Path]) -> list[Path]:
-    """Files given directly, plus image files found under folders (recursively, sorted)."""
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files.extend(
-                sorted(
-                    f
-                    for f in p.rglob("*")
-                    if f.is_file()
-                    and f.suffix.lower() in IMAGE_SUFFIXES
-                    and not f.name.startswith(".")
-                )
-            )
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise UserError(f"No such file or folder: '{p}'.")
-    if not files:
-        raise UserError(f"No images found in {', '.join(map(str, paths))}.")
-    return files
 
 
 @app.command()
@@ -342,7 +234,7 @@ def predict(
     if engine == "ray":
         from littlevision.scale import predict_files
 
-        with _reporter(quiet) as rep:
+        with reporter(quiet) as rep:
             s = predict_files(
                 bundle, files, output, address=address, batch_size=batch_size or 32, reporter=rep
             )
@@ -358,16 +250,14 @@ def predict(
     import time
 
     t0 = time.perf_counter()
-    with _reporter(quiet) as rep, rep.stage("predict", total=len(files)) as st:
+    with reporter(quiet) as rep, rep.stage("predict", total=len(files)) as st:
         preds = predictor.predict_paths(
             files, batch_size=batch_size or STREAM_BATCH, progress=st.advance
         )
     elapsed = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
-    with PredictionCsv(tmp, bundle.labels) as rows:
+    with atomic_path(output) as tmp, PredictionCsv(tmp, bundle.labels) as rows:
         rows.write(preds.paths, preds.probabilities)
-    tmp.replace(output)
     rate = len(files) / elapsed if elapsed > 0 else float("inf")
     out.print(
         f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",

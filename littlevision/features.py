@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from littlevision._io import atomic_open, file_sha256
 from littlevision.cache import cache_dir
 
 # Bump when decoding, resizing or the backbone graph changes: old cache entries are then ignored.
@@ -29,11 +29,7 @@ FEATURES_OUTPUT = "features"
 
 def content_hash(path: str | os.PathLike) -> str:
     """A short, collision-safe name for a file's bytes (sha256, 32 hex digits)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:32]
+    return file_sha256(path)[:32]
 
 
 def backbone_key(backbone: str, image_size: int) -> str:
@@ -139,10 +135,8 @@ class Embedder:
     def _store(self, digest: str, variant: str, vector: np.ndarray) -> None:
         entry = self._entry(digest, variant)
         entry.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(entry, "wb") as f:
             np.save(f, vector)
-        os.replace(tmp, entry)
 
     def embed_paths(
         self,

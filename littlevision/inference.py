@@ -11,14 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from littlevision._system import available_cores
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
-
-
-def default_threads() -> int:
-    return max(
-        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
 
 
 def make_session(
@@ -33,7 +28,7 @@ def make_session(
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or default_threads()
+    opts.intra_op_num_threads = threads or available_cores()
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "1" if allow_spinning else "0")
     opts.inter_op_num_threads = 1
@@ -86,7 +81,7 @@ class OnnxModel:
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = Path(path)
-        self.threads = threads or default_threads()
+        self.threads = threads or available_cores()
         self._session = None
         self._stream_session = None
         self._input = ""

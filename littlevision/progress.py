@@ -120,3 +120,9 @@ class NotebookReporter(Reporter):
 
     def log(self, message: str) -> None:
         print(message, flush=True)
+
+
+def format_duration(seconds: float) -> str:
+    """``"42 s"`` or ``"3 min 07 s"``: a duration as a person reads it, to the second."""
+    s = max(0, int(round(seconds)))
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"

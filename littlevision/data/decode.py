@@ -24,6 +24,8 @@ from typing import Literal, TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from littlevision._system import available_cores
+
 __all__ = [
     "MAX_PIXELS",
     "DECODE_REASONS",
@@ -391,7 +393,7 @@ def map_decoded(
         return result, (fn(result.images) if len(result) else None)
 
     starts = iter(range(0, n, batch_size))
-    n_workers = _available_cores() if workers is None else workers
+    n_workers = available_cores() if workers is None else workers
     with _DecodePool(n_workers, -(-n // batch_size)) as pool:
         pending = deque(pool.submit(work, start) for start in islice(starts, n_workers + 1))
         while pending:
@@ -443,7 +445,7 @@ class _DecodePool(ThreadPoolExecutor):
 
     def __init__(self, workers: int | None, n_tasks: int):
         if workers is None:
-            workers = _available_cores()
+            workers = available_cores()
         _check_positive("workers", workers)
         super().__init__(max_workers=max(1, min(workers, n_tasks)), thread_name_prefix="lv-decode")
 
@@ -451,12 +453,6 @@ class _DecodePool(ThreadPoolExecutor):
         # Ctrl-C or a generator closed early: don't decode thousands of images nobody will read.
         self.shutdown(wait=True, cancel_futures=True)
         return False
-
-
-def _available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _batched_args(paths, size: int, batch_size: int, max_pixels: int) -> list:

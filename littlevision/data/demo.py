@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from littlevision._io import atomic_path
+
 __all__ = ["DIGITS_COUNT", "write_digits_folder"]
 
 DIGITS_COUNT = 1797
@@ -64,7 +66,6 @@ def write_digits_folder(dest: str | os.PathLike[str], size: int = 32) -> Path:
             continue
         ink = np.rint(255.0 - scan * (255.0 / 16.0)).astype(np.uint8)  # 0..16 ink -> paper white
         image = Image.fromarray(ink, "L").resize((size, size), Image.Resampling.BICUBIC)
-        tmp = out.with_name(f".{name}.tmp")
-        image.save(tmp, format="PNG")
-        os.replace(tmp, out)
+        with atomic_path(out) as tmp:
+            image.save(tmp, format="PNG")
     return root

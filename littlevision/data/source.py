@@ -29,3 +29,29 @@ def open_dataset(data: str | os.PathLike, labels: str | os.PathLike | None = Non
         if len(csvs) == 1 and (data / "images").is_dir():
             return Dataset.from_csv(csvs[0], data / "images")
     return Dataset.from_folder(data)
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".jfif"}
+
+
+def collect_images(paths: list[Path]) -> list[Path]:
+    """Files given directly, plus image files found under folders (recursively, sorted)."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(
+                sorted(
+                    f
+                    for f in p.rglob("*")
+                    if f.is_file()
+                    and f.suffix.lower() in IMAGE_SUFFIXES
+                    and not f.name.startswith(".")
+                )
+            )
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UserError(f"No such file or folder: '{p}'.")
+    if not files:
+        raise UserError(f"No images found in {', '.join(map(str, paths))}.")
+    return files

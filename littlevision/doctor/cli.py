@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from littlevision._console import reporter
+
 _FIX_HELP = (
     "Quarantine error-level problems (broken files, duplicate copies, train/validation "
     "leaks) into DATA.quarantine/; 'DATA --fix all' also suspected label issues and "
@@ -145,22 +147,22 @@ def _examine(data: Path, labels: Path | None, skip, only, quick: bool, quiet: bo
     dataset = open_dataset(data, labels)
     # Report paths relative to DATA as the user named it (a CSV set's DATA holds images/).
     root = data if data.is_dir() else data.parent
-    with _progress(quiet) as reporter:
+    with reporter(quiet) as rep:
         return examine(
             dataset,
             root=root,
             checks=only or None,
             skip=skip or (),
             config=DoctorConfig(embeddings=not quick),
-            reporter=reporter,
+            reporter=rep,
         )
 
 
 def _fix(report, level: str, quiet: bool, out, err) -> None:
     from littlevision.doctor.quarantine import fix
 
-    with _progress(quiet) as reporter:
-        result = fix(report, level, reporter=reporter)
+    with reporter(quiet) as rep:
+        result = fix(report, level, reporter=rep)
     if not result.moved and not result.skipped:
         out.print("--fix: nothing to move.")
         return
@@ -182,8 +184,8 @@ def _fix(report, level: str, quiet: bool, out, err) -> None:
 def _restore(quarantine: Path, quiet: bool, out, err) -> None:
     from littlevision.doctor.quarantine import restore
 
-    with _progress(quiet) as reporter:
-        result = restore(quarantine, reporter=reporter)
+    with reporter(quiet) as rep:
+        result = restore(quarantine, reporter=rep)
     out.print(
         f"restored {len(result.restored)} file(s) to {result.data}"
         + (f"; {len(result.already_in_place)} already in place" if result.already_in_place else ""),
@@ -196,15 +198,3 @@ def _restore(quarantine: Path, quiet: bool, out, err) -> None:
             f"[yellow]note:[/] {f} changed while in quarantine (restored as it is now).",
             highlight=False,
         )
-
-
-def _progress(quiet: bool):
-    import contextlib
-
-    from littlevision.progress import NULL
-
-    if quiet:
-        return contextlib.nullcontext(NULL)
-    from littlevision.cli import RichReporter
-
-    return RichReporter()

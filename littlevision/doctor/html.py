@@ -15,6 +15,7 @@ import os
 from html import escape
 from pathlib import Path
 
+from littlevision._io import write_text
 from littlevision.doctor.registry import get_check
 from littlevision.doctor.report import SEVERITIES, Finding, Report
 from littlevision.errors import UserError
@@ -205,7 +206,5 @@ def write_html(report: Report, path: str | os.PathLike[str], **options) -> str:
     """Write :func:`render_html` to ``path`` (atomically); returns the path as a string."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_html(report, **options), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, render_html(report, **options))
     return str(path)

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from littlevision.bundle import file_sha256
+from littlevision._io import atomic_path, file_sha256
 from littlevision.doctor.registry import FIX_LEVELS, get_check
 from littlevision.doctor.report import Report
 from littlevision.errors import UserError
@@ -167,13 +167,10 @@ def _move(src: Path, dst: Path) -> None:
     except OSError as e:
         if e.errno != errno.EXDEV:
             raise
-    tmp = dst.with_name(dst.name + ".partial")
-    shutil.copy2(src, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    if file_sha256(tmp) != file_sha256(src):
-        raise OSError(f"Copy of '{src}' to '{tmp}' does not match the original; left in place.")
-    os.replace(tmp, dst)
+    with atomic_path(dst, fsync=True) as tmp:
+        shutil.copy2(src, tmp)
+        if file_sha256(tmp) != file_sha256(src):
+            raise OSError(f"Copy of '{src}' to '{dst}' does not match the original; left in place.")
     os.unlink(src)
 
 

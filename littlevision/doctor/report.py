@@ -135,7 +135,7 @@ class Report:
         """The report as JSON text; also written (atomically) to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, default=_jsonable)
         if path is not None:
-            from littlevision.bundle import write_json
+            from littlevision._io import write_json
 
             write_json(Path(path), json.loads(text))
         return text

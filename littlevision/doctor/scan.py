@@ -124,9 +124,9 @@ def scan(
         One record per item, in order.
     """
     if workers is None:
-        from littlevision.inference import default_threads
+        from littlevision._system import available_cores
 
-        workers = default_threads()
+        workers = available_cores()
     records: list[ImageRecord] = []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="lv-doctor") as pool:
         jobs = pool.map(

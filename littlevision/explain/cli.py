@@ -12,22 +12,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from littlevision._console import reporter
+from littlevision.data.source import collect_images
 from littlevision.errors import UserError
 
 out = Console()
 err = Console(stderr=True)
-
-
-def _reporter(quiet: bool):
-    import contextlib
-
-    from littlevision.progress import NULL
-
-    if quiet:
-        return contextlib.nullcontext(NULL)
-    from littlevision.cli import RichReporter
-
-    return RichReporter()
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -90,12 +80,11 @@ def register(app: typer.Typer, friendly) -> None:
         quiet: Quiet = False,
     ) -> None:
         """Grad-CAM: one PNG per image with the photo, where the model looked, and its top 3 classes."""
-        from littlevision.cli import collect_images
         from littlevision.explain.panel import explain_images
 
         bundle = _load(run)
         files = collect_images(images)
-        with _reporter(quiet) as rep:
+        with reporter(quiet) as rep:
             with rep.stage("load model"):
                 from littlevision.explain.gradcam import get_explainer
 
@@ -170,7 +159,7 @@ def register(app: typer.Typer, friendly) -> None:
         output.mkdir(parents=True, exist_ok=True)
         chosen = _int_list(filters, "--filters") or [0]
         written = []
-        with _reporter(quiet) as rep:
+        with reporter(quiet) as rep:
             with rep.stage("first-layer kernels"):
                 model = bundle.load_keras()
                 path = output / "first-layer-kernels.png"
@@ -241,7 +230,7 @@ def register(app: typer.Typer, friendly) -> None:
         from littlevision.explain.report import write_report
 
         bundle = Bundle.load(run)
-        with _reporter(quiet) as rep:
+        with reporter(quiet) as rep:
             path = write_report(bundle, output, reporter=rep, data_root=data)
         size = path.stat().st_size / 1e6
         out.print(f"report: {path} ({size:.1f} MB, opens offline in any browser)", highlight=False)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from littlevision._io import write_text
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.explain import _imaging, _plots
@@ -589,7 +590,5 @@ def write_report(
     ctx = build_context(bundle, reporter, config, data_root)
     html = render_report(ctx)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
+    write_text(out, html)
     return out

@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from littlevision._io import atomic_path
 from littlevision.bundle import ONNX_INPUT, ONNX_OUTPUT
 
 OPSET = 17
@@ -308,7 +309,6 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
     proto.ir_version = 8  # readable by older runtimes too
     onnx.checker.check_model(proto)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(proto, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        onnx.save(proto, tmp)
     return path

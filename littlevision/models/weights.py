@@ -15,13 +15,9 @@ process never leaves a truncated cache behind.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import hashlib
 import importlib
-import os
 import re
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from littlevision._io import atomic_open, file_sha256
 from littlevision.cache import cache_dir
 from littlevision.errors import UserError
 from littlevision.models.torch_pickle import load_legacy_torch
@@ -176,26 +173,13 @@ def convert_state_dict(state_dict: dict[str, np.ndarray]) -> dict[str, np.ndarra
 @functools.lru_cache(maxsize=16)
 def _fingerprint(path: str, size: int, mtime_ns: int) -> str:
     """sha256 prefix of a file; memoised per (path, size, mtime) as hashing ~20 MB costs ~50 ms."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` to ``path`` so that readers see either nothing or the complete file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb", fsync=True) as f:
+        np.savez(f, **arrays)
 
 
 def imagenet_weights_path(variant: str) -> Path:

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
 
+from littlevision._system import available_cores
 from littlevision.errors import UserError
-from littlevision.inference import default_threads
 
 INSTALL_HINT = "pip install 'littlevision[ray]'"
 
@@ -83,7 +83,7 @@ def ray_session(
             ray.init(address=address, **common)
         else:
             ray.init(
-                num_cpus=num_cpus or default_threads(),
+                num_cpus=num_cpus or available_cores(),
                 object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
                 **common,
             )

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from littlevision._io import atomic_path
 from littlevision.bundle import ONNX_INPUT, Bundle
 from littlevision.errors import UserError
 from littlevision.inference import PredictionCsv
@@ -330,10 +331,10 @@ def predict_files(
     labels = list(bundle.labels)
     model_bytes = Path(bundle.onnx_path).read_bytes()
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(output.name + ".tmp")
     failures: list = []
     n_written = 0
-    with ray_session(address) as ray:
+    # atomic_path: no half-written output left behind (Ctrl-C included)
+    with ray_session(address) as ray, atomic_path(output) as tmp:
         plan = plan_actors(ray, num_actors, threads_per_actor)
         start = time.perf_counter()
         rows = PredictionCsv(tmp, labels) if suffix == ".csv" else _ParquetRows(tmp, labels)
@@ -351,13 +352,9 @@ def predict_files(
                     ):
                         failures.append(_failure(names[i], str(reason), str(words)))
                     stage.advance(len(index))
-        except BaseException:
+        finally:
             rows.close()
-            tmp.unlink(missing_ok=True)  # no half-written output left behind (Ctrl-C included)
-            raise
-        rows.close()
         seconds = time.perf_counter() - start
-    tmp.replace(output)
     return RayPredictSummary(
         output=output,
         n_files=len(names),

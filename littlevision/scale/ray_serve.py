@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from littlevision._net import is_loopback
+from littlevision._system import available_cores
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
-from littlevision.inference import default_threads
 from littlevision.serving.batcher import BatcherClosedError, QueueFullError, Throughput
 
 log = logging.getLogger("littlevision.serving")
@@ -319,7 +319,7 @@ def serve_ray(
             ray.init(address=address, **common)
         else:
             ray.init(
-                num_cpus=default_threads(),
+                num_cpus=available_cores(),
                 object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
                 **common,
             )

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from littlevision._system import available_cores
 from littlevision.data.decode import MAX_PIXELS, DecodeError, load_image
-from littlevision.inference import default_threads
 from littlevision.serving.batcher import BatcherClosedError, MicroBatcher, QueueFullError
 from littlevision.serving.errors import ApiError, decode_error
 from littlevision.serving.metrics import ServingMetrics
@@ -45,7 +45,7 @@ class Runtime:
             settings.max_queue,
             on_batch=self._on_batch,
             upcoming=self._upcoming,
-            lanes=settings.threads or default_threads(),
+            lanes=settings.threads or available_cores(),
         )
         self.metrics = ServingMetrics(queue_depth=lambda: self.batcher.depth)
         self.store = ModelStore(
@@ -70,7 +70,7 @@ class Runtime:
         Raises:
             UserError: when the bundle cannot be loaded or fails its warm-up.
         """
-        workers = self.settings.decode_threads or default_threads()
+        workers = self.settings.decode_threads or available_cores()
         self._decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="lv-decode")
         self._explain_pool = ThreadPoolExecutor(1, thread_name_prefix="lv-explain")
         model = await self.store.load_initial()

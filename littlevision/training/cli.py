@@ -47,9 +47,10 @@ def register(app: typer.Typer, friendly) -> None:
         """Train several recipes on the same split; print and write the comparison table."""
         from rich.table import Table
 
-        from littlevision.cli import _reporter, console, out
+        from littlevision._console import console, out, reporter
         from littlevision.data.source import open_dataset
-        from littlevision.training.compare import TUTORIAL_MODELS, _duration
+        from littlevision.progress import format_duration
+        from littlevision.training.compare import TUTORIAL_MODELS
         from littlevision.training.compare import compare as compare_fn
         from littlevision.training.run import TrainConfig
 
@@ -57,7 +58,7 @@ def register(app: typer.Typer, friendly) -> None:
         if not quiet:
             console.print(f"data: {dataset!r}", highlight=False)
         config = TrainConfig(val_split=val_split, seed=seed, backbone=backbone)
-        with _reporter(quiet) as rep:
+        with reporter(quiet) as rep:
             result = compare_fn(
                 dataset, output, recipes.split(","), config=config, epochs=epochs, reporter=rep
             )
@@ -74,7 +75,7 @@ def register(app: typer.Typer, friendly) -> None:
                 r.recipe,
                 f"{100 * r.accuracy:.2f}%",
                 f"{r.log_loss:.3f}",
-                _duration(r.train_s),
+                format_duration(r.train_s),
                 f"{r.images_per_s:.0f}",
                 f"{r.model_mb:.1f} MB",
             ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,9 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from littlevision.bundle import Bundle, write_json
+from littlevision._io import atomic_path, write_json
+from littlevision._system import machine
+from littlevision.bundle import Bundle
 from littlevision.errors import UserError
-from littlevision.progress import Reporter, default_reporter
+from littlevision.progress import Reporter, default_reporter, format_duration
 
 __all__ = ["TUTORIAL_FIGURES", "CompareRow", "Comparison", "compare", "inference_speed"]
 
@@ -86,7 +87,7 @@ class Comparison:
                 ),
                 f"{100 * r.accuracy:.2f}%",
                 f"{r.log_loss:.3f}",
-                _duration(r.train_s),
+                format_duration(r.train_s),
                 f"{r.images_per_s:.0f}",
                 f"{r.model_mb:.1f} MB",
             ]
@@ -114,17 +115,6 @@ class Comparison:
         from littlevision._display import comparison_html
 
         return comparison_html(self)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    return f"{int(seconds // 60)} min {int(round(seconds % 60)):02d} s"
-
-
-def _machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} CPU cores ({platform.machine()}), {platform.system()}"
 
 
 def inference_speed(
@@ -237,7 +227,7 @@ def compare(
         )
         reporter.log(
             f"compare: {name}: accuracy {100 * rows[-1].accuracy:.1f}%, "
-            f"{_duration(rows[-1].train_s)}"
+            f"{format_duration(rows[-1].train_s)}"
         )
     first = Bundle.load(rows[0].run).card["data"]
     result = Comparison(
@@ -246,7 +236,7 @@ def compare(
         n_train=int(first["n_train"]),
         n_val=int(first["n_val"]),
         seed=config.seed,
-        machine=_machine(),
+        machine=machine(),
         is_cats_vs_dogs=_is_cats_vs_dogs(first["classes"]),
     )
     (output / "compare.md").write_text(result.markdown(), encoding="utf-8")
@@ -306,7 +296,7 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
             r.recipe,
             f"{100 * r.accuracy:.2f}%",
             f"{r.log_loss:.3f}",
-            _duration(r.train_s),
+            format_duration(r.train_s),
             f"{r.images_per_s:.0f}",
             f"{r.model_mb:.1f} MB",
         ]
@@ -324,7 +314,6 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
         fontsize=10,
     )
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from littlevision.bundle import Bundle, file_sha256, write_json
+from littlevision._io import file_sha256, write_json
+from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.metrics import classification_metrics
 from littlevision.progress import Reporter, default_reporter

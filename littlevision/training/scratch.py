@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from littlevision.bundle import write_json
+from littlevision._io import atomic_path, write_json
 from littlevision.errors import UserError
-from littlevision.progress import NULL, Reporter
+from littlevision.progress import NULL, Reporter, format_duration
 from littlevision.training import augment as aug
 from littlevision.training.base import FitResult, Recipe, class_weights
 from littlevision.training.registry import register_recipe
@@ -197,11 +197,6 @@ class _Checkpoint:
     def clear(self) -> None:
         if self.folder is not None and self.folder.is_dir():
             shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def _fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
 
 
 def _reseed(model, epoch: int) -> None:
@@ -364,7 +359,7 @@ def fit_epochs(
                 + (
                     f", early stop: no better validation loss in {patience} epochs)"
                     if stop
-                    else f", ETA {_fmt_seconds(left)})"
+                    else f", ETA {format_duration(left)})"
                     if left > 0
                     else ")"
                 )
@@ -437,9 +432,8 @@ def plot_learning_curves(
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
     return path
 
 

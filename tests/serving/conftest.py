@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from littlevision.bundle import file_sha256, write_json
+from littlevision._io import file_sha256, write_json
 
 IMAGE_SIZE = 64
 LABELS = ("cats", "dogs")

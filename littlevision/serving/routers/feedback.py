@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
+from littlevision._io import write_bytes
 from littlevision.serving.dependencies import ApiKeyDep, RuntimeDep
 from littlevision.serving.errors import ApiError, error_responses
 from littlevision.serving.images import IMAGE_BODY_DOC, MULTIPART, read_upload
@@ -155,12 +154,5 @@ def save_feedback(
     if target.exists():
         return False, relative, digest
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes(target, data)
     return True, relative, digest
