@@ -224,7 +224,8 @@ def bundle_html(bundle) -> str:
 
 def comparison_html(result) -> str:
     """A Comparison: the tutorial's table on the user's data (as ``compare.md`` has it)."""
-    from littlevision.training.compare import TUTORIAL_MODELS, _duration
+    from littlevision.progress import format_duration
+    from littlevision.training.compare import TUTORIAL_MODELS
 
     head = [
         "recipe",
@@ -243,7 +244,7 @@ def comparison_html(result) -> str:
             r.recipe + size,
             _pct(r.accuracy),
             f"{r.log_loss:.3f}",
-            _duration(r.train_s),
+            format_duration(r.train_s),
             f"{r.images_per_s:.0f}",
             f"{r.model_mb:.1f} MB",
         ]
