@@ -84,6 +84,11 @@ def create_app(run_dir: str | os.PathLike, settings: ServeSettings | None = None
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     # Added last = runs first: metrics see every answer, including the body limit's 413.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        max_seconds=settings.body_timeout_s,
+        max_buffered=settings.max_buffered_bytes,
+    )
     app.add_middleware(MetricsMiddleware, metrics=runtime.metrics)
     return app

@@ -88,6 +88,7 @@ def serve(
     import uvicorn
 
     from littlevision.serving.app import create_app
+    from littlevision.serving.protocol import protocol_class
 
     settings = settings or ServeSettings()
     if not is_loopback(host) and settings.api_key is None:
@@ -108,6 +109,7 @@ def serve(
         # A backstop behind the app's own queue limit: connections past it get 503 at once.
         limit_concurrency=max(64, 4 * settings.max_queue),
         server_header=False,
+        http=protocol_class(settings.header_timeout_s),
     )
     runtime = app.state.runtime
 

@@ -12,9 +12,10 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 log = logging.getLogger("littlevision.serving")
 
@@ -39,6 +40,7 @@ _CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     429: "queue_full",
+    499: "client_closed_request",
     500: "internal_error",
     501: "not_implemented",
     503: "unavailable",
@@ -119,6 +121,18 @@ def install_error_handlers(app: FastAPI) -> None:
             "details": details,
         }
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnect(request: Request, exc: ClientDisconnect) -> Response:
+        # Not an error of the service: count it as nginx does (499) and say so in one line.
+        client = f"{request.client.host}:{request.client.port}" if request.client else "a client"
+        log.info(
+            "%s disconnected before sending all of %s %s (499)",
+            client,
+            request.method,
+            request.url.path,
+        )
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from littlevision.serving.errors import ApiError
 
@@ -113,7 +114,7 @@ async def read_form(request: Request, max_files: int):
     """Parse a multipart body, answering 4xx (never 500) for every way it can be malformed."""
     try:
         return await request.form(max_files=max_files, max_fields=64)
-    except ApiError:
+    except (ApiError, ClientDisconnect):
         raise
     except HTTPException as e:
         detail = str(e.detail)
@@ -128,12 +129,25 @@ async def read_form(request: Request, max_files: int):
         raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {e}") from None
 
 
-async def _read_json(request: Request) -> dict:
-    body = await request.body()
+def parse_json(body: bytes) -> object:
+    """``json.loads`` that answers 400 for anything that is not JSON it can hold.
+
+    Raises:
+        ApiError: 400 ``invalid_json`` for malformed JSON and for nesting too deep to parse
+            (``RecursionError``: a few hundred ``[`` are enough).
+    """
     try:
-        obj = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+    except RecursionError:
+        raise ApiError(
+            400, "invalid_json", "The body's JSON is nested too deeply to be read."
+        ) from None
+
+
+async def _read_json(request: Request) -> dict:
+    obj = parse_json(await request.body())
     if not isinstance(obj, dict):
         raise ApiError(
             422, "invalid_request", f"Expected a JSON object. Received: {type(obj).__name__}"

@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -26,6 +27,8 @@ from littlevision.serving.model_store import LoadedModel, ModelStore, ReloadResu
 from littlevision.serving.settings import ServeSettings
 
 log = logging.getLogger("littlevision.serving")
+
+T = TypeVar("T")
 
 
 class Runtime:
@@ -61,6 +64,7 @@ class Runtime:
         self._decode_pool: ThreadPoolExecutor | None = None
         self._explain_pool: ThreadPoolExecutor | None = None
         self._watch_task: asyncio.Task | None = None
+        self._parse_slots = asyncio.Semaphore(settings.max_parses)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -132,17 +136,26 @@ class Runtime:
             {"Retry-After": retry},
         )
 
+    def check_capacity(self, images: int = 1) -> None:
+        """429 at once when ``images`` more would pass the limit; takes no slot.
+
+        Endpoints call it before reading a body, so a full service does not first receive
+        uploads it will refuse; the slot itself is taken by :meth:`admit` once the body is in.
+        """
+        if self.pending + images > self.settings.max_queue:
+            raise self._full("queue_full")
+
     @contextlib.asynccontextmanager
     async def admit(self, images: int = 1) -> AsyncIterator[None]:
         """Count ``images`` as pending for the block; 429 at once when that would pass the limit.
 
         Turning work away at the door keeps the latency of accepted requests bounded and the
-        memory of queued uploads capped, instead of letting every request get slower. A request
-        that reaches the app after SIGTERM (in the instant before the listener closes) is still
-        served: it was accepted.
+        memory of queued uploads capped, instead of letting every request get slower. Endpoints
+        admit only once the request body is in: a slow upload never holds a slot (its time is
+        bounded by ``body_timeout_s`` instead). A request that reaches the app after SIGTERM (in
+        the instant before the listener closes) is still served: it was accepted.
         """
-        if self.pending + images > self.settings.max_queue:
-            raise self._full("queue_full")
+        self.check_capacity(images)
         self.pending += images
         try:
             yield
@@ -214,6 +227,12 @@ class Runtime:
             raise ApiError(
                 503, "shutting_down", "The service is shutting down.", {"Retry-After": "1"}
             ) from None
+
+    async def parse(self, fn: Callable[..., T], *args) -> T:
+        """Run a CPU- and memory-heavy parse (a v2 JSON tensor) in a worker thread, at most
+        ``max_parses`` at a time; the others wait here holding only their raw body."""
+        async with self._parse_slots:
+            return await asyncio.get_running_loop().run_in_executor(self._decode_pool, fn, *args)
 
     async def run_in_explain_thread(self, fn: Callable, *args):
         """Run TensorFlow work on the one thread kept for it (TF graphs are not cheap to share)."""

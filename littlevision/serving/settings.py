@@ -129,6 +129,19 @@ class ServeSettings:
         explain_timeout_s: Longest a Grad-CAM request may take. The first one imports
             TensorFlow and loads the Keras model, which takes seconds.
         max_pixels: Decompression-bomb limit passed to the decoder (None: its default).
+        header_timeout_s: Longest a connection may take to send a request's headers (from
+            connecting, or from the end of its previous answer); then it is closed. A client
+            trickling headers cannot hold a connection longer than this.
+        body_timeout_s: Longest a request body may take to arrive, from the end of its headers
+            (then 408). Bodies are read before a request takes a queue slot, so a slow upload
+            holds a connection for at most this long and never holds a slot.
+        max_buffered_bytes: Most request-body bytes held in memory at once, all requests
+            together (counted as they arrive, released when the request is answered). A body
+            that would pass it gets 429: with ``max_parses`` this bounds the memory of uploads
+            under any load, while a slow client (which holds few bytes) never starves others.
+        max_parses: Most v2 ``infer`` JSON bodies parsed at once. Parsing a tensor sent as JSON
+            costs several times its size in memory (docs/serving.md), so this bounds it; the
+            others wait their turn (inside ``request_timeout_s``).
     """
 
     max_batch: int = field(default=4, metadata=cli("Most images per ONNX Runtime call."))
@@ -172,6 +185,25 @@ class ServeSettings:
     )
     explain_timeout_s: float = 120.0
     max_pixels: int | None = None
+    header_timeout_s: float = field(
+        default=10.0, metadata=cli("Longest a client may take to send its headers (then closed).")
+    )
+    body_timeout_s: float = field(
+        default=30.0, metadata=cli("Longest a request body may take to arrive (then 408).")
+    )
+    max_buffered_bytes: int = field(
+        default=128 * MB,
+        metadata=cli(
+            "Most request-body MiB held at once, all requests together (then 429).",
+            name="max_buffered_mb",
+            type=float,
+            to_setting=lambda mb: int(mb * MB),
+            from_setting=lambda n: n / MB,
+        ),
+    )
+    max_parses: int = field(
+        default=2, metadata=cli("Most v2 infer JSON bodies parsed at once (bounds memory).")
+    )
 
     def __post_init__(self) -> None:
         _at_least("max_batch", self.max_batch, 1)
@@ -182,6 +214,10 @@ class ServeSettings:
         _at_least("max_batch_images", self.max_batch_images, 1)
         _at_least("watch_interval_s", self.watch_interval_s, 0)
         _at_least("explain_timeout_s", self.explain_timeout_s, 0.001)
+        _at_least("header_timeout_s", self.header_timeout_s, 0.001)
+        _at_least("body_timeout_s", self.body_timeout_s, 0.001)
+        _at_least("max_parses", self.max_parses, 1)
+        _at_least("max_buffered_bytes", self.max_buffered_bytes, self.max_body_bytes)
         if self.threads is not None:
             _at_least("threads", self.threads, 1)
         if self.decode_threads is not None:

@@ -154,6 +154,24 @@ def _split_record(train, val, root) -> dict[str, Any]:
     return record
 
 
+def check_class_names(classes) -> None:
+    """Refuse class names holding control characters (CR, LF, tab, NUL...).
+
+    A class name travels into HTTP headers, CSV rows, HTML and file names; one with a line
+    break would break a header (the service could not answer) or a downstream CSV parser.
+    Every writer encodes names anyway, but a model should not be built on such names.
+
+    Raises:
+        UserError: naming the first such class, with its control characters shown.
+    """
+    for name in classes:
+        if any(not (ch.isprintable() or ch == " ") for ch in name):
+            raise UserError(
+                f"Expected class names of printable characters. Received: {name!r} "
+                "(it holds control characters such as a line break): rename that folder or label."
+            )
+
+
 def train(
     data,
     output: str | os.PathLike,
@@ -186,6 +204,7 @@ def train(
         dataset = open_dataset(data)
     if len(dataset) == 0:
         raise UserError(f"No images found in '{getattr(dataset, 'root', data)}'.")
+    check_class_names(dataset.classes)
     train_ds, val_ds = dataset.split(val_fraction=config.val_split, seed=config.seed)
     if len(val_ds) == 0:
         raise UserError("The validation split is empty: add images or raise --val-split.")

@@ -108,4 +108,4 @@ def test_other_request_errors(make_client, served):
     assert client.post("/v2/models/other/infer", json=body).status_code == 404
     assert client.post(url, json={"inputs": []}).status_code == 422
     bad_json = client.post(url, content=b"{oops", headers={"Content-Type": "application/json"})
-    assert bad_json.status_code == 422
+    assert bad_json.status_code == 400

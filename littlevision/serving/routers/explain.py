@@ -126,8 +126,9 @@ async def explain(
     top_k: Annotated[int | None, Query(ge=1, description="Classes in the JSON answer.")] = None,
 ) -> Response:
     start = time.perf_counter()
+    runtime.check_capacity(1)
+    upload = await read_upload(request)  # before admission: a slow upload holds no slot
     async with runtime.admit(1), runtime.deadline(runtime.settings.explain_timeout_s):
-        upload = await read_upload(request)
         model = runtime.model
         if class_index is not None and class_index >= len(model.labels):
             raise ApiError(
@@ -153,17 +154,19 @@ async def explain(
         "X-Score": f"{answer['score']:.6f}",
         "X-Class-Index": str(index),
         "X-Model-Name": _header_safe(model.name),
-        "X-Model-Version": model.version,
+        "X-Model-Version": _header_safe(model.version),
     }
     return Response(png, media_type="image/png", headers=headers)
 
 
 def _header_safe(text: str) -> str:
-    """Header values must be latin-1; a label in another script is sent percent-encoded."""
+    """A class name as a header value: as it is when it is printable ASCII, else percent-encoded.
+
+    Labels are data (folder names): one in another script, or holding CR/LF or another control
+    character, would be refused by the HTTP server (no answer at all) or split the header.
+    """
     from urllib.parse import quote
 
-    try:
-        text.encode("latin-1")
+    if text.isascii() and text.isprintable():
         return text
-    except UnicodeEncodeError:
-        return quote(text)
+    return quote(text)

@@ -84,8 +84,9 @@ async def feedback(
         str | None, Query(description="The right class (with a raw image body).")
     ] = None,
 ) -> dict:
+    runtime.check_capacity(1)
+    upload = await read_upload(request, text_fields=("label",))  # before admission
     async with runtime.admit(1), runtime.deadline():
-        upload = await read_upload(request, text_fields=("label",))
         model = runtime.model
         label = upload.fields.get("label", label)
         if label is None:

@@ -66,8 +66,9 @@ _BATCH_BODY_DOC = {
 )
 async def predict(request: Request, runtime: RuntimeDep, top_k: TopK = None) -> dict:
     start = time.perf_counter()
+    runtime.check_capacity(1)
+    upload = await read_upload(request)  # before admission: a slow upload holds no slot
     async with runtime.admit(1), runtime.deadline():
-        upload = await read_upload(request)
         model = runtime.model
         image = await runtime.decode(upload.data, model.image_size)
         probs = await runtime.classify(model, image)
@@ -94,15 +95,15 @@ async def predict(request: Request, runtime: RuntimeDep, top_k: TopK = None) -> 
 )
 async def predict_batch(request: Request, runtime: RuntimeDep, top_k: TopK = None) -> dict:
     start = time.perf_counter()
-    async with runtime.admit(1), runtime.deadline():
-        uploads = await read_uploads(request, runtime.settings.max_batch_images)
+    runtime.check_capacity(1)
+    uploads = await read_uploads(request, runtime.settings.max_batch_images)
+    async with runtime.admit(len(uploads)), runtime.deadline():
         model = runtime.model
-        async with runtime.admit(len(uploads) - 1):
-            decoded = await asyncio.gather(
-                *(_decode_entry(runtime, u, model.image_size) for u in uploads)
-            )
-            ok = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
-            probs = await runtime.classify(model, np.stack([decoded[i] for i in ok])) if ok else []
+        decoded = await asyncio.gather(
+            *(_decode_entry(runtime, u, model.image_size) for u in uploads)
+        )
+        ok = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
+        probs = await runtime.classify(model, np.stack([decoded[i] for i in ok])) if ok else []
     results: list[dict] = []
     rows = dict(zip(ok, probs, strict=True))
     for i, (upload, item) in enumerate(zip(uploads, decoded, strict=True)):

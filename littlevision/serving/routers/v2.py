@@ -11,14 +11,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from littlevision import __version__
 from littlevision.bundle import ONNX_INPUT, ONNX_OUTPUT
 from littlevision.serving.dependencies import RuntimeDep, get_model
 from littlevision.serving.errors import ApiError, error_responses
+from littlevision.serving.images import JSON_TYPES, media_type
 from littlevision.serving.model_store import LoadedModel
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol v2"])
@@ -180,8 +181,34 @@ _INFER_DOC = (
     "Input `image`: UINT8 tensor of shape [N, S, S, 3] (S = the model's image_size, the whole "
     "image resized to S x S, RGB), `data` flat in row-major order or nested. Output "
     "`probabilities`: FP32 [N, C] in label order (labels: GET /v1/model). Requests go through "
-    "the same micro-batcher as /v1/predict. Malformed tensors get 400."
+    "the same micro-batcher as /v1/predict. Malformed JSON or tensors get 400, a request that "
+    "is not a v2 inference request 422. A full service answers 429 before reading the body; "
+    "at most `max_parses` bodies are parsed at once."
 )
+
+
+def _inline_refs(schema: dict) -> dict:
+    """The model's JSON schema with its ``$defs`` written in place (OpenAPI has no ``$defs``)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(schema)
+
+
+#: The body is read and parsed by the endpoint itself (admission first), so it is declared here.
+_INFER_BODY_DOC = {
+    "required": True,
+    "content": {"application/json": {"schema": _inline_refs(InferenceRequest.model_json_schema())}},
+}
 
 
 @router.post(
@@ -189,9 +216,10 @@ _INFER_DOC = (
     response_model=InferenceResponse,
     summary="Inference",
     description=_INFER_DOC,
-    responses=error_responses(400, 404, 413, 422, 429, 503),
+    openapi_extra={"requestBody": _INFER_BODY_DOC},
+    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503),
 )
-async def infer(request: InferenceRequest, model: NamedModel, runtime: RuntimeDep) -> dict:
+async def infer(request: Request, model: NamedModel, runtime: RuntimeDep) -> dict:
     return await _infer(request, model, runtime)
 
 
@@ -200,30 +228,76 @@ async def infer(request: InferenceRequest, model: NamedModel, runtime: RuntimeDe
     response_model=InferenceResponse,
     summary="Inference (one version)",
     description=_INFER_DOC,
-    responses=error_responses(400, 404, 413, 422, 429, 503),
+    openapi_extra={"requestBody": _INFER_BODY_DOC},
+    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503),
 )
 async def infer_version(
-    request: InferenceRequest, model: NamedModel, runtime: RuntimeDep, model_version: ModelVersion
+    request: Request, model: NamedModel, runtime: RuntimeDep, model_version: ModelVersion
 ) -> dict:
     _check_version(model, model_version)
     return await _infer(request, model, runtime)
 
 
-async def _infer(request: InferenceRequest, model: LoadedModel, runtime) -> dict:
-    images = tensor_to_images(
-        request.inputs[0], model.image_size, runtime.settings.max_batch_images
-    )
+def parse_infer_request(
+    body: bytes | bytearray, size: int, max_images: int
+) -> tuple[str | None, np.ndarray]:
+    """A v2 JSON body -> (its id, uint8 images [N, S, S, 3]): the memory-heavy part of infer.
+
+    Parsed straight from bytes by pydantic (no intermediate ``json.loads`` tree), and nothing
+    but the uint8 array outlives this call.
+
+    Raises:
+        ApiError: 400 ``invalid_json`` (including nesting too deep), 422 ``invalid_request``
+            for JSON that is not an inference request, 400/413 from :func:`tensor_to_images`.
+    """
+    try:
+        request = InferenceRequest.model_validate_json(body)
+    except ValidationError as e:
+        errors = e.errors(include_input=False, include_url=False, include_context=False)
+        if any(err["type"] == "json_invalid" for err in errors):
+            raise ApiError(400, "invalid_json", "The body is not valid JSON.") from None
+        where = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+            for err in errors[:5]
+        )
+        raise ApiError(
+            422, "invalid_request", f"Expected a v2 inference request. Received: {where}"
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "The body's JSON is nested too deeply.") from None
     for wanted in request.outputs or []:
         if wanted.name != ONNX_OUTPUT:
             raise ApiError(
                 400, "bad_tensor", f"Expected output '{ONNX_OUTPUT}'. Received: '{wanted.name}'"
             )
-    async with runtime.admit(len(images)), runtime.deadline():
-        probs = await runtime.classify(model, images)
+    return request.id, tensor_to_images(request.inputs[0], size, max_images)
+
+
+async def _infer(request: Request, model: LoadedModel, runtime) -> dict:
+    kind = media_type(request)
+    if kind and kind not in JSON_TYPES and not kind.endswith("+json"):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"Expected Content-Type application/json. Received: '{kind}'",
+        )
+    # Admission before anything is read or parsed: a full service says 429 at once. The body
+    # is then read (bounded in size and time) and parsed at most max_parses at a time.
+    runtime.check_capacity(1)
+    body = bytearray()  # grown in place: no second copy from joining chunks
+    async for chunk in request.stream():
+        body += chunk
+    async with runtime.deadline():
+        request_id, images = await runtime.parse(
+            parse_infer_request, body, model.image_size, runtime.settings.max_batch_images
+        )
+        del body
+        async with runtime.admit(len(images)):
+            probs = await runtime.classify(model, images)
     return {
         "model_name": model.name,
         "model_version": model.version,
-        "id": request.id,
+        "id": request_id,
         "outputs": [
             {
                 "name": ONNX_OUTPUT,
