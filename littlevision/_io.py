@@ -23,11 +23,12 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
 
     On an error (Ctrl-C included) the temporary file is removed and ``path`` is left as it was.
     The temporary name keeps ``path``'s extension, so writers that infer a format from it
-    (matplotlib, PIL, ``np.save``) still do.
+    (matplotlib, PIL, ``np.save``) still do. A file that is replaced keeps its permissions.
 
     Args:
         path: The file to write.
-        fsync: Flush the file to disk before the move (for files a crash must not lose).
+        fsync: Flush the file, then the rename, to disk (for files a crash must not lose: a
+            user's labels, a journal's companions, converted weights).
 
     Yields:
         The temporary path to write to.
@@ -36,16 +37,30 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = False) -> Iterator[Pat
     tmp = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
         yield tmp
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
         if fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    if fsync:
+        fsync_folder(path.parent)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_folder(folder: str | os.PathLike) -> None:
+    """Make a rename in ``folder`` durable (POSIX keeps the entry in the folder); best effort."""
+    with contextlib.suppress(OSError):
+        _fsync(Path(folder))
 
 
 @contextlib.contextmanager

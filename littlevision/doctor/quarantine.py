@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from littlevision._io import atomic_path, file_sha256
+from littlevision._io import atomic_path, file_sha256, fsync_folder
 from littlevision.doctor.registry import FIX_LEVELS, get_check
 from littlevision.doctor.report import Report
 from littlevision.errors import UserError
@@ -143,20 +143,6 @@ def _free_name(path: Path) -> Path:
         n += 1
         candidate = path.with_name(f"{path.stem}~{n}{path.suffix}")
     return candidate
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable (POSIX: the directory entry lives in the directory)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _move(src: Path, dst: Path) -> None:
@@ -284,8 +270,8 @@ def fix(
             journal.append(record)  # on disk before the file moves
             dst.parent.mkdir(parents=True, exist_ok=True)
             _move(src, dst)
-            _fsync_dir(dst.parent)
-            _fsync_dir(src.parent)
+            fsync_folder(dst.parent)
+            fsync_folder(src.parent)
             result.moved.append(
                 {"from": move.file, "to": record["to"], "check": move.check, "why": move.why}
             )
@@ -338,8 +324,8 @@ def move_back(src: Path, dst: Path, rec: dict[str, Any], name: str) -> UndoOutco
     changed = bool(rec.get("sha256")) and file_sha256(src) != rec["sha256"]
     dst.parent.mkdir(parents=True, exist_ok=True)
     _move(src, dst)
-    _fsync_dir(dst.parent)
-    _fsync_dir(src.parent)
+    fsync_folder(dst.parent)
+    fsync_folder(src.parent)
     return UndoOutcome("restored", name, changed=changed)
 
 

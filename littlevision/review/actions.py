@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from littlevision.doctor.quarantine import _free_name, _fsync_dir, _move, undo_record
+from littlevision._io import fsync_folder
+from littlevision.doctor.quarantine import _free_name, _move, undo_record
 from littlevision.errors import UserError
 from littlevision.review.journal import (
     ConflictError,
@@ -190,8 +191,8 @@ def relabel(
             raise ConflictError(
                 f"Could not move {file}: {e.strerror or e}. Nothing was changed."
             ) from None
-        _fsync_dir(dst.parent)
-        _fsync_dir(src.parent)
+        fsync_folder(dst.parent)
+        fsync_folder(src.parent)
     return ActionResult(
         rec["id"], "relabel", file, rec["to"], f"{file}: {old} -> {new_class}", item, rec
     )
@@ -315,8 +316,8 @@ def quarantine(
             raise ConflictError(
                 f"Could not move {file}: {e.strerror or e}. Nothing was changed."
             ) from None
-        _fsync_dir(dst.parent)
-        _fsync_dir(src.parent)
+        fsync_folder(dst.parent)
+        fsync_folder(src.parent)
     return ActionResult(
         rec["id"], "move", file, None, f"{file} quarantined ({q.name}/{rec['to']})", item, rec
     )
@@ -405,8 +406,8 @@ def label(
                 raise ConflictError(
                     f"Could not add a row to {target.csv.name}: {e.strerror or e}. Nothing was changed."
                 ) from None
-        _fsync_dir(dst.parent)
-        _fsync_dir(source.parent)
+        fsync_folder(dst.parent)
+        fsync_folder(source.parent)
     return ActionResult(
         rec["id"], "label", name, rec["to"], f"{source.name} -> {new_class}", item, rec
     )

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from littlevision._console import reporter as progress_reporter
 from littlevision.errors import UserError
 
 DEFAULT_PORT = 8765
@@ -51,12 +52,10 @@ def review(
     Raises:
         UserError: ``host`` is not a loopback address, or the inputs cannot be used.
     """
-    import contextlib
 
     import uvicorn
 
     from littlevision._net import is_loopback
-    from littlevision.progress import NULL
     from littlevision.review.app import create_app
     from littlevision.review.session import ReviewConfig, ReviewSession
 
@@ -75,14 +74,8 @@ def review(
         allow_new_classes=allow_new_classes,
         quick=quick,
     )
-    if quiet:
-        ctx = contextlib.nullcontext(NULL)
-    else:
-        from littlevision.cli import RichReporter
-
-        ctx = RichReporter()
-    with ctx as reporter:
-        session = ReviewSession.build(config, reporter)
+    with progress_reporter(quiet) as rep:
+        session = ReviewSession.build(config, rep)
     app = create_app(session)
     url = f"http://{host}:{port}/"
     sizes = ", ".join(f"{q}: {len(items)}" for q, items in session.queues.items())

@@ -13,10 +13,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from littlevision._io import write_bytes
 from littlevision.data.dataset import _FileFinder, _pick_columns
 from littlevision.errors import UserError
 
@@ -235,31 +235,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     Raises:
         PermissionError / OSError: The folder cannot be written; ``path`` is then unchanged.
     """
-    path = Path(path)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    write_bytes(path, data, fsync=True)
 
 
 def check_writable(path: Path) -> None:

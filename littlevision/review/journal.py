@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from littlevision.bundle import file_sha256
+from littlevision._io import file_sha256
 from littlevision.doctor.quarantine import (
     JOURNAL,
     JOURNAL_VERSION,

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from pathlib import Path
+
+from littlevision._io import write_bytes
 
 SIZES: tuple[int, ...] = (160, 480)
 """The strip's thumbnails and the large view."""
@@ -86,10 +87,7 @@ class ThumbnailCache:
             return None
         try:
             entry.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=entry.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, entry)
+            write_bytes(entry, data)
         except OSError:
             pass  # a read-only cache costs speed, not correctness
         return data
