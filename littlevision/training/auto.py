@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
+from littlevision.metrics import log_loss
 from littlevision.progress import NULL, Reporter
 from littlevision.training.base import FitResult, Recipe
 from littlevision.training.registry import create_recipe, register_recipe
@@ -152,16 +151,9 @@ class Auto(Recipe):
                 "chosen": choice.recipe,
                 "why": choice.why,
                 "bottleneck_accuracy": accuracy,
-                "bottleneck_log_loss": _log_loss(first.val_probabilities, y),
+                "bottleneck_log_loss": log_loss(y, first.val_probabilities),
                 "counts_train": train.counts(),
                 "n_val": int(len(y)),
             },
         }
         return result
-
-
-def _log_loss(probs: np.ndarray, y: np.ndarray) -> float | None:
-    if len(y) == 0:
-        return None
-    p = np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0)
-    return float(-np.log(p).mean())

@@ -15,6 +15,7 @@ import numpy as np
 from littlevision.features import Embedder
 from littlevision.progress import NULL, Reporter
 from littlevision.training.base import FitResult, Recipe, class_weights
+from littlevision.training.linear import softmax
 from littlevision.training.registry import register_recipe
 
 
@@ -84,11 +85,6 @@ def fit_linear_head(
     bias = full_bias - (mu / sigma) @ full_coef.T
     info = {"C": chosen, "cv_folds": folds, "class_weight": "balanced" if weights else None}
     return kernel.astype(np.float32), bias.astype(np.float32), info
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def build_classifier(backbone: str, image_size: int, kernel: np.ndarray, bias: np.ndarray):

@@ -30,10 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from littlevision.errors import UserError
+from littlevision.metrics import log_loss
 from littlevision.progress import NULL, Reporter
 from littlevision.training import augment as aug
 from littlevision.training.base import FitResult, Recipe
-from littlevision.training.bottleneck import build_classifier, fit_linear_head, softmax
+from littlevision.training.bottleneck import build_classifier, fit_linear_head
+from littlevision.training.linear import softmax
 from littlevision.training.registry import register_recipe
 from littlevision.training.scratch import (
     AUGMENT_PRESETS,
@@ -122,10 +124,9 @@ def _scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
     """Validation accuracy and log-loss (None without validation images)."""
     if len(y) == 0:
         return {"accuracy": None, "log_loss": None}
-    p = np.clip(probs[np.arange(len(y)), y], 1e-15, 1.0)
     return {
         "accuracy": float((probs.argmax(axis=1) == y).mean()),
-        "log_loss": float(-np.log(p).mean()),
+        "log_loss": log_loss(y, probs),
     }
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from littlevision.metrics import log_loss
+
 
 @dataclass
 class LinearFit:
@@ -80,11 +82,15 @@ def fit_softmax(
     )
 
 
-def log_loss(fit: LinearFit, z: np.ndarray, y: np.ndarray) -> float:
-    logits = z @ fit.kernel + fit.bias
-    logits -= logits.max(axis=1, keepdims=True)
-    logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    return float(-np.maximum(logp[np.arange(len(y)), y], np.log(1e-15)).mean())
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities [N, K] from logits [N, K], stable for large logits."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_proba(fit: LinearFit, z: np.ndarray) -> np.ndarray:
+    """softmax(z @ kernel + bias): probabilities [N, K] for features ``z`` [N, D]."""
+    return softmax(z @ fit.kernel + fit.bias)
 
 
 def choose_c(
@@ -105,6 +111,6 @@ def choose_c(
             fit = None
             for j, c in enumerate(sorted(grid)):
                 fit = fit_softmax(z[train_idx], y[train_idx], k, c, sw[train_idx], init=fit)
-                scores[j] += log_loss(fit, z[test_idx], y[test_idx])
+                scores[j] += log_loss(y[test_idx], predict_proba(fit, z[test_idx]))
     best = sorted(grid)[int(scores.argmin())]
     return float(best), scores / len(folds)
