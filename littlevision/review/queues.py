@@ -208,7 +208,7 @@ def all_queue(target: DataTarget, dataset) -> list[QueueItem]:
             key=f"img:{rel}",
             queue="all",
             title=rel,
-            files=[FileRef("data", rel, labels[rel])],
+            files=[_ref(target, rel, labels[rel])],
             check="*",
         )
         for rel in order
