@@ -51,7 +51,7 @@ def test_the_doctor_honours_keep_marks_while_the_files_are_unchanged(pets):
 
 
 _LOOP = """
-import sys, time
+import sys
 from littlevision.review import actions
 from littlevision.review.journal import Journal
 from littlevision.review.target import open_target
@@ -61,7 +61,7 @@ for p, label in zip(ds.paths, ds.labels):
     other = "dogs" if label == "cats" else "cats"
     r = actions.relabel(t, t.rel(p), other, journal=j)
     print(r.id, flush=True)
-    time.sleep(0.05)
+    sys.stdin.readline()  # the test says when to go on
 """
 
 
@@ -69,10 +69,18 @@ def test_a_review_killed_mid_session_keeps_every_answered_action(pets):
     before = tree(pets)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _LOOP, str(pets)], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", _LOOP, str(pets)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
     )
-    answered = [proc.stdout.readline().strip() for _ in range(4)]
-    proc.send_signal(signal.SIGKILL)
+    answered = []
+    for _ in range(4):
+        answered.append(proc.stdout.readline().strip())
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    proc.send_signal(signal.SIGKILL)  # while the fifth action is under way (or about to be)
     proc.wait(timeout=30)
     assert all(answered)
     active = [r["id"] for r in active_actions(Journal(pets).records())]
