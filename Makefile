@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow test-all bench lint format browser-deps clean
+.PHONY: demo test test-slow test-all test-lowest check-wheel bench lint format browser-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "littlevision needs Python >= 3.11")'
@@ -27,6 +27,16 @@ test-slow: $(STAMP)  ## tests that train for real
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ''
 
+LOWEST ?= .venv-lowest
+test-lowest:  ## the fast tests on the lowest versions pyproject.toml allows (a separate venv)
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install -q --upgrade pip uv
+	$(LOWEST)/bin/uv pip install -q --python $(LOWEST)/bin/python --resolution lowest-direct -e '.[dev]'
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
+
+check-wheel:  ## build the wheel, install it in a fresh venv, run `littlevision demo` outside the repo
+	bash scripts/check_wheel.sh $(PYTHON)
+
 bench: $(STAMP)  ## benchmarks on ../shared/datasets; figures go to docs/benchmarks.md
 	$(PY) benchmarks/run_all.py $(BENCH)
 
@@ -41,4 +51,4 @@ browser-deps:  ## Debian chromium for the browser tests (needs root)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
 clean:
-	rm -rf runs demo-data .pytest_cache
+	rm -rf runs demo-data .pytest_cache build *.egg-info

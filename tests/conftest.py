@@ -1,4 +1,12 @@
-"""Shared fixtures: real photos from ../shared/datasets, copied when a test changes them."""
+"""Shared fixtures: small folders of real photos that the test suite makes itself.
+
+The default suite needs nothing beside the repository. Its photos are real ones shipped by
+dependencies (scikit-image's sample data, scikit-learn's and matplotlib's sample photos) and the
+three cats-vs-dogs photos stored in ``tests/models/fixtures/lite0_parity.npz``, cropped, mirrored
+and resized into a small folder with the Keras tutorial's layout (:func:`make_sample_pets`).
+``real_cats_dogs_dir`` and ``cat_breeds_dir`` are the full sets in ``../shared/datasets``,
+for slow tests and benchmarks; they skip when that folder is absent (a fresh clone).
+"""
 
 from __future__ import annotations
 
@@ -6,10 +14,119 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LITTLEVISION_DATASETS", REPO.parent / "shared" / "datasets"))
+PARITY_PHOTOS = REPO / "tests" / "models" / "fixtures" / "lite0_parity.npz"
+
+# Ten photos per class, each distinct from every other (no two are near duplicates, none is
+# dark, blurry, grey or tiny): the first ten files of a class are one view of each. Greyscale
+# scans are toned sepia so that they are colour photos like the rest.
+CAT_SOURCES = (
+    "skimage:chelsea.png",
+    "parity:0",
+    "skimage:astronaut.png",
+    "matplotlib:grace_hopper.jpg",
+    "parity:1",
+    "skimage:camera.png",
+    "skimage:coffee.png",
+    "skimage:rocket.jpg",
+    "skimage:motorcycle_left.png",
+    "sklearn:china.jpg",
+)
+DOG_SOURCES = (
+    "parity:2",
+    "sklearn:flower.jpg",
+    "skimage:ihc.png",
+    "skimage:retina.jpg",
+    "skimage:coins.png",
+    "skimage:grass.png",
+    "skimage:gravel.png",
+    "skimage:brick.png",
+    "skimage:cell.png",
+    "skimage:text.png",
+)
+VALIDATION_SOURCES = range(6, 10)  # so train's first six of a class never leak into validation
+
+
+def _source_photo(spec: str):
+    """One real photo shipped by a dependency (or stored in the repository), as RGB."""
+    from PIL import Image, ImageOps
+
+    kind, name = spec.split(":")
+    if kind == "parity":
+        with np.load(PARITY_PHOTOS) as data:
+            return Image.fromarray(data["images"][int(name)])
+    if kind == "sklearn":
+        from sklearn.datasets import load_sample_image
+
+        return Image.fromarray(load_sample_image(name))
+    if kind == "matplotlib":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data(name) as f, Image.open(f) as img:
+            return img.convert("RGB")
+    import skimage.data
+
+    with Image.open(Path(skimage.data.data_dir) / name) as img:
+        if img.mode in ("L", "I", "I;16"):
+            return ImageOps.colorize(img.convert("L"), "#2b1d0e", "#fff4e0")
+        return img.convert("RGB")
+
+
+def _view(img, rng: np.random.Generator, whole: bool):
+    """A crop of ``img``: most of it for the first view, a smaller, maybe mirrored part after."""
+    from PIL import Image, ImageEnhance, ImageOps
+
+    w, h = img.size
+    scale = rng.uniform(0.8, 0.95) if whole else rng.uniform(0.45, 0.7)
+    cw = min(w, int(w * scale * rng.uniform(0.9, 1.1)))
+    ch = min(h, int(h * scale * rng.uniform(0.9, 1.1)))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    view = img.crop((x, y, x + cw, y + ch))
+    if not whole and rng.random() < 0.5:
+        view = ImageOps.mirror(view)
+    view = ImageEnhance.Brightness(view).enhance(rng.uniform(0.9, 1.1))
+    longest = int(rng.integers(240, 400))
+    if max(view.size) > longest:
+        f = longest / max(view.size)
+        view = view.resize(
+            (round(view.width * f), round(view.height * f)), Image.Resampling.LANCZOS
+        )
+    return view
+
+
+def _names(prefix: str, n: int, first: int) -> list[str]:
+    """``cat.1.jpg`` ... in the order ``sorted()`` lists them (cat.1, cat.10, cat.11, ...)."""
+    return sorted(f"{prefix}.{first + i}.jpg" for i in range(n))
+
+
+def make_sample_pets(root: Path, n_train: int = 30, n_val: int = 6, seed: int = 0) -> Path:
+    """Write the tutorial layout ``train/{cats,dogs}``, ``validation/{cats,dogs}`` of real photos.
+
+    Files are named as in the tutorial (``cat.1.jpg``; validation from ``cat.4001.jpg``) and
+    numbered so that name order is the order they were made in: the first ten of a class in
+    ``sorted()`` order are one view of each of its ten photos, distinct from one another; later
+    ones are further crops of the same photos (near duplicates of the first ten, as crops are).
+    """
+    rng = np.random.default_rng(seed)
+    for cls, prefix, specs in (("cats", "cat", CAT_SOURCES), ("dogs", "dog", DOG_SOURCES)):
+        photos = [_source_photo(s) for s in specs]
+        plan = {
+            "train": [(k < len(photos), k % len(photos)) for k in range(n_train)],
+            "validation": [
+                (False, VALIDATION_SOURCES[k % len(VALIDATION_SOURCES)]) for k in range(n_val)
+            ],
+        }
+        for subset, first in (("train", 1), ("validation", 4001)):
+            out = root / subset / cls
+            out.mkdir(parents=True, exist_ok=True)
+            views = plan[subset]
+            for name, (whole, i) in zip(_names(prefix, len(views), first), views, strict=True):
+                _view(photos[i], rng, whole).save(out / name, quality=90)
+    return root
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -27,14 +144,25 @@ def _need(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cats_dogs_dir() -> Path:
-    """The Keras tutorial layout: train/{cats,dogs}, validation/{cats,dogs} (read-only)."""
+def cats_dogs_dir(tmp_path_factory) -> Path:
+    """The Keras tutorial layout in small, made by the suite (read-only: copy what you change).
+
+    ``train/{cats,dogs}`` 30 photos each, ``validation/{cats,dogs}`` 6 each: see
+    :func:`make_sample_pets`. "cats" and "dogs" are class names here; the pixels are real
+    photos of ten subjects per class (a cat, people, objects; a dog, flowers, textures).
+    """
+    return make_sample_pets(tmp_path_factory.mktemp("sample") / "cats-vs-dogs")
+
+
+@pytest.fixture(scope="session")
+def real_cats_dogs_dir() -> Path:
+    """The full cats-vs-dogs set in ../shared/datasets (read-only; skips when absent)."""
     return _need(DATASETS / "cats-vs-dogs")
 
 
 @pytest.fixture(scope="session")
 def cat_breeds_dir() -> Path:
-    """The messy CSV-labelled set: images/ and labels.csv (read-only)."""
+    """The messy CSV-labelled set in ../shared/datasets: images/ and labels.csv (read-only)."""
     return _need(DATASETS / "cat-breeds")
 
 

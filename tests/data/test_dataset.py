@@ -19,7 +19,24 @@ from littlevision.errors import UserError
 # -- from_folder ---------------------------------------------------------------------------------
 
 
-def test_tutorial_layout_of_real_cats_vs_dogs(cats_dogs_dir):
+def test_tutorial_layout_of_the_sample_photos(cats_dogs_dir):
+    ds = Dataset.from_folder(cats_dogs_dir)
+    assert ds.classes == ["cats", "dogs"]
+    assert len(ds) == 72 and ds.counts() == {"cats": 36, "dogs": 36}
+    assert ds.where(subset="train").counts() == {"cats": 30, "dogs": 30}
+    assert ds.where(subset="validation").counts() == {"cats": 6, "dogs": 6}
+    train, val = ds.split(val_fraction=0.5, seed=7)  # the folder's split wins over the fraction
+    assert (len(train), len(val)) == (60, 12)
+    assert {p.parent.parent.name for p in val.paths} == {"validation"}
+    assert not ds.load_report
+    assert repr(ds) == (
+        "Dataset(72 images, 2 classes: cats 36, dogs 36 (train 60, validation 12)"
+        f" from {str(cats_dogs_dir)!r})"
+    )
+
+
+def test_tutorial_layout_of_real_cats_vs_dogs(real_cats_dogs_dir):
+    cats_dogs_dir = real_cats_dogs_dir
     ds = Dataset.from_folder(cats_dogs_dir)
     assert ds.classes == ["cats", "dogs"]
     assert len(ds) == 2800 and ds.counts() == {"cats": 1400, "dogs": 1400}

@@ -29,7 +29,7 @@ from littlevision.data.decode import (
 
 @pytest.fixture(scope="module")
 def photo(cats_dogs_dir) -> Path:
-    """A real JPEG cat photo, 489 wide and 499 high (read-only)."""
+    """A real JPEG photo, wider than high or higher than wide (read-only)."""
     return cats_dogs_dir / "train" / "cats" / "cat.10.jpg"
 
 
@@ -189,10 +189,11 @@ def _with_orientation(image: Image.Image, orientation: int, fmt: str = "JPEG") -
 
 
 def test_exif_orientation_6_transposes_the_stored_pixels(rgb):
-    stored = Image.fromarray(rgb[:, :400])  # 499 high, 400 wide: a transpose shows
+    height = rgb.shape[0]
+    stored = Image.fromarray(rgb[:, : height * 4 // 5])  # narrower than high: a transpose shows
     data = _with_orientation(stored, 6, "PNG")  # PNG: lossless, exact comparison
     out = load_image(data)
-    assert out.shape == (400, 499, 3)
+    assert out.shape == (stored.width, height, 3)
     np.testing.assert_array_equal(out, np.rot90(np.asarray(stored), k=-1))  # 90 deg clockwise
 
 

@@ -1,6 +1,6 @@
 """Fixtures for the doctor's tests: small fresh copies of real photos, and ways to break them.
 
-Every test gets its own copy (a dozen real photos from ../shared/datasets/cats-vs-dogs) and
+Every test gets its own copy (a dozen real photos from the suite's ``cats_dogs_dir``) and
 makes one file faulty on purpose; the shared datasets are never touched.
 """
 

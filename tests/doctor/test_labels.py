@@ -10,8 +10,10 @@ import numpy as np
 from littlevision.doctor.labels import out_of_fold_probabilities
 
 
-def test_cats_filed_as_dogs_are_suspected(tmp_path, cats_dogs_dir, doctor, make):
-    root = make.copy_classes(cats_dogs_dir / "train", tmp_path / "pets", 15)
+def test_cats_filed_as_dogs_are_suspected(tmp_path, real_cats_dogs_dir, doctor, make):
+    """Needs real cats and dogs: a wrong label shows only against classes that mean something
+    (the suite's sample photos are ten unrelated subjects per class)."""
+    root = make.copy_classes(real_cats_dogs_dir / "train", tmp_path / "pets", 15)
     cats = sorted((root / "cats").glob("*.jpg"))
     moved = []
     for photo in cats[:2]:
