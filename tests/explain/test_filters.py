@@ -47,10 +47,10 @@ def test_filter_patterns_excite_their_filter(keras_model):
 
 
 def test_class_patterns_raise_their_class(keras_model):
-    images = maximize_class(keras_model, [0, 1], AscentConfig(steps=6, size=96, octaves=(1.0,)))
-    assert images.shape == (2, 96, 96, 3) and images.dtype == np.uint8
-    # Scored at the size they were made at (the model takes any size): a resize to 224 px
-    # changes the scale of the pattern the ascent drew.
+    # Drawn at the model's own input size: a resize would change the scale of the pattern.
+    size = keras_model.input_shape[1]
+    images = maximize_class(keras_model, [0, 1], AscentConfig(steps=6, size=size, octaves=(1.0,)))
+    assert images.shape == (2, size, size, 3) and images.dtype == np.uint8
     probs = keras_model.predict(images.astype(np.float32), verbose=0)
     assert probs[0, 0] > 0.5 > probs[1, 0]  # the 'cats' image is cat, the 'dogs' one is not
 
