@@ -11,6 +11,14 @@ evaluated without the data or the code that made it::
       card.json      what the model is and how it was made (image_size, backbone, recipe, ...)
       metrics.json   validation metrics
       split.json     the files of each subset, relative to the data root
+      novelty.npz    the novelty score's reference and threshold (optional; see
+                     littlevision.models.novelty); model.onnx then has a second output
+                     ``features``
+
+A run that has been retrained keeps every version in ``versions/<N>/`` (the layout of TF
+Serving and Triton) and ``current`` is a symbolic link to the one being served; the files above
+are then links through ``current``, so every tool reads the run as before and a promotion or a
+rollback switches all of them with one atomic rename (see littlevision.lifecycle).
 """
 
 from __future__ import annotations
@@ -27,6 +35,22 @@ from littlevision.errors import UserError
 ONNX_INPUT = "image"
 ONNX_OUTPUT = "probabilities"
 REQUIRED_FILES = ("model.onnx", "labels.json", "card.json")
+CURRENT_LINK = "current"
+VERSIONS_DIR = "versions"
+
+
+def resolve_files(path: Path) -> Path:
+    """The folder a run's files are read from: the version ``current`` points to, if any.
+
+    Resolving the link once, then reading every file from that folder, means a promotion that
+    happens while a bundle is being loaded can never mix two versions' files.
+    """
+    link = path / CURRENT_LINK
+    if link.is_symlink():
+        target = link.resolve()
+        if target.is_dir():
+            return target
+    return path
 
 
 @dataclass
@@ -37,6 +61,8 @@ class Bundle:
     labels: list[str]
     card: dict[str, Any]
     metrics: dict[str, Any] = field(default_factory=dict)
+    files: Path | None = None  # where the files are read from (a version folder, or path)
+    _novelty: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Bundle:
@@ -48,16 +74,17 @@ class Bundle:
         path = Path(path)
         if not path.is_dir():
             raise UserError(f"No such run folder: '{path}'.")
-        missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+        files = resolve_files(path)
+        missing = [name for name in REQUIRED_FILES if not (files / name).is_file()]
         if missing:
             raise UserError(
                 f"'{path}' is not a littlevision run: missing {', '.join(missing)}. "
                 "Make one with `littlevision train DATA -o RUN`."
             )
         try:
-            labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
-            card = json.loads((path / "card.json").read_text(encoding="utf-8"))
-            metrics_file = path / "metrics.json"
+            labels = json.loads((files / "labels.json").read_text(encoding="utf-8"))
+            card = json.loads((files / "card.json").read_text(encoding="utf-8"))
+            metrics_file = files / "metrics.json"
             metrics = json.loads(metrics_file.read_text("utf-8")) if metrics_file.is_file() else {}
         except (OSError, ValueError) as e:
             raise UserError(f"The run folder '{path}' is damaged: {e}.") from None
@@ -67,7 +94,7 @@ class Bundle:
             )
         if not isinstance(card, dict) or "image_size" not in card:
             raise UserError(f"The run folder '{path}' is damaged: card.json has no image_size.")
-        return cls(path=path, labels=labels, card=card, metrics=metrics)
+        return cls(path=path, labels=labels, card=card, metrics=metrics, files=files)
 
     @property
     def image_size(self) -> int:
@@ -83,12 +110,38 @@ class Bundle:
         return str(self.card.get("model_version") or file_sha256(self.onnx_path)[:12])
 
     @property
+    def files_dir(self) -> Path:
+        """The folder holding this bundle's files (its version folder in a versioned run)."""
+        return self.files or self.path
+
+    @property
+    def run_version(self) -> int | None:
+        """The version number (``versions/<N>``) being read, or None for an unversioned run."""
+        files = self.files_dir
+        if files != self.path and files.parent.name == VERSIONS_DIR and files.name.isdigit():
+            return int(files.name)
+        return None
+
+    @property
     def onnx_path(self) -> Path:
-        return self.path / "model.onnx"
+        return self.files_dir / "model.onnx"
 
     @property
     def keras_path(self) -> Path:
-        return self.path / "model.keras"
+        return self.files_dir / "model.keras"
+
+    @property
+    def novelty(self):
+        """The fitted :class:`~littlevision.models.novelty.NoveltyScorer`, or None for a bundle
+        made before unknown detection (it then serves without ``unknown``/``novelty``)."""
+        if self._novelty is None:
+            from littlevision.models.novelty import NOVELTY_FILE, NoveltyScorer
+
+            file = self.files_dir / NOVELTY_FILE
+            if not (self.card.get("novelty") and file.is_file()):
+                return None
+            self._novelty = NoveltyScorer.load(file)
+        return self._novelty
 
     def load_keras(self):
         """Load the Keras model (slow: imports TensorFlow). Needed for explanations and fine-tuning."""

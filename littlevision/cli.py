@@ -81,6 +81,10 @@ def train(
     backbone: Annotated[
         str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")
     ] = "lite0",
+    unknown_rate: Annotated[
+        float,
+        typer.Option(help="Share of validation images the unknown-detection threshold flags."),
+    ] = 0.05,
     epochs: Annotated[
         int | None, typer.Option(help="Epochs, for recipes that train by epochs.")
     ] = None,
@@ -106,7 +110,12 @@ def train(
         console.print(f"data: {dataset!r}", highlight=False)
         _print_load_report(dataset)
     config = TrainConfig(
-        recipe=recipe, val_split=val_split, seed=seed, image_size=image_size, backbone=backbone
+        recipe=recipe,
+        val_split=val_split,
+        seed=seed,
+        image_size=image_size,
+        backbone=backbone,
+        unknown_rate=unknown_rate,
     )
     extra = {}
     if epochs is not None:
@@ -256,13 +265,22 @@ def predict(
         )
     elapsed = time.perf_counter() - t0
     output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp, PredictionCsv(tmp, bundle.labels) as rows:
-        rows.write(preds.paths, preds.probabilities)
+    with (
+        atomic_path(output) as tmp,
+        PredictionCsv(tmp, bundle.labels, threshold=preds.threshold) as rows,
+    ):
+        rows.write(preds.paths, preds.probabilities, preds.novelty)
     rate = len(files) / elapsed if elapsed > 0 else float("inf")
     out.print(
         f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",
         highlight=False,
     )
+    if preds.unknown is not None and preds.unknown.any():
+        out.print(
+            f"{int(preds.unknown.sum())} image(s) look like none of: {', '.join(bundle.labels)} "
+            "(unknown = true in the CSV)",
+            highlight=False,
+        )
     if preds.failures:
         out.print(f"[yellow]{len(preds.failures)} file(s) skipped:[/]")
         for f in preds.failures[:5]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from littlevision._system import available_cores
+from littlevision.bundle import ONNX_OUTPUT as ONNX_OUTPUT_NAME
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 
@@ -50,6 +51,15 @@ class Predictions:
     probabilities: np.ndarray  # [N, C] float32
     labels: list[str]
     failures: list = field(default_factory=list)  # DecodeError for files that could not be read
+    novelty: np.ndarray | None = None  # [N] float32, when the bundle has a novelty score
+    threshold: float | None = None  # novelty above it is ``unknown``
+
+    @property
+    def unknown(self) -> np.ndarray | None:
+        """[N] bool: the image looks like none of the training images (None without a score)."""
+        if self.novelty is None or self.threshold is None:
+            return None
+        return self.novelty > self.threshold
 
     @property
     def predicted(self) -> list[str]:
@@ -59,6 +69,8 @@ class Predictions:
     def scores(self) -> np.ndarray:
         return self.probabilities.max(axis=1)
 
+
+FEATURES_OUTPUT = "features"  # model.onnx's second output, when the bundle scores novelty
 
 # Images per ONNX Runtime call when streaming files: with one thread per core, small batches
 # stay in cache (lite0 on 2 cores: 173 img/s at 4, 171 at 8, 157 at 32).
@@ -119,16 +131,36 @@ class OnnxModel:
             with self._lock:
                 self._running -= 1
 
+    def run_outputs(self, images: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
+        """Like :meth:`run`, but the named outputs (e.g. probabilities and features)."""
+        session = self.session
+        with self._lock:
+            self._running += 1
+            if self._running > 1:
+                session = self.stream_session
+        try:
+            return session.run(list(outputs), {self._input: np.ascontiguousarray(images)})
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def output_names(self) -> list[str]:
+        return [o.name for o in self.session.get_outputs()]
+
     def map_paths(
         self,
         paths: Sequence[Path],
         size: int,
         batch_size: int = STREAM_BATCH,
         prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+        outputs: Sequence[str] | None = None,
+        post: Callable[[list[np.ndarray]], np.ndarray] | None = None,
     ):
         """``(DecodeResult, output or None)`` per batch of files, in order, one worker per core.
 
         ``prepare`` changes each batch of decoded images before the model sees them (a mirror).
+        With ``outputs``, those outputs are fetched and ``post`` turns them into the one array
+        returned (in the worker, so it runs beside the model too).
         """
         from littlevision.data.decode import map_decoded
 
@@ -138,6 +170,8 @@ class OnnxModel:
         def run(images: np.ndarray) -> np.ndarray:
             if prepare is not None:
                 images = np.ascontiguousarray(prepare(images))
+            if outputs:
+                return post(session.run(list(outputs), {name: images}))
             return session.run(None, {name: images})[0]
 
         return map_decoded(paths, size, run, batch_size, workers=self.threads)
@@ -154,12 +188,18 @@ class Predictor:
     """
 
     def __init__(
-        self, onnx_path, labels: Sequence[str], image_size: int, threads: int | None = None
+        self,
+        onnx_path,
+        labels: Sequence[str],
+        image_size: int,
+        threads: int | None = None,
+        novelty=None,
     ):
         self.onnx_path = Path(onnx_path)
         self.labels = list(labels)
         self.image_size = int(image_size)
         self.model = OnnxModel(self.onnx_path, threads)  # sessions are made on first use
+        self.novelty = novelty  # a fitted NoveltyScorer, or None
 
     @classmethod
     def from_bundle(
@@ -167,14 +207,43 @@ class Predictor:
     ) -> Predictor:
         if not isinstance(bundle, Bundle):
             bundle = Bundle.load(bundle)
-        return cls(bundle.onnx_path, bundle.labels, bundle.image_size, threads=threads)
+        return cls(
+            bundle.onnx_path,
+            bundle.labels,
+            bundle.image_size,
+            threads=threads,
+            novelty=bundle.novelty,
+        )
+
+    @property
+    def scores_novelty(self) -> bool:
+        """Whether predictions carry ``novelty``/``unknown`` (the bundle has a novelty score
+        and its ONNX model the ``features`` output)."""
+        return self.novelty is not None and FEATURES_OUTPUT in self.model.output_names()
+
+    def _with_novelty(self, outs: list[np.ndarray]) -> np.ndarray:
+        """[N, C + 1]: the probabilities, then each row's novelty."""
+        probs, feats = outs
+        return np.concatenate([probs, self.novelty.score(feats)[:, None]], axis=1)
+
+    def score_array(self, images: np.ndarray) -> np.ndarray:
+        """``predict_array`` with each row's novelty appended: [N, C + 1] (what the service's
+        batcher calls; the probabilities alone when the bundle has no novelty score)."""
+        images = self._check(images)
+        if not self.scores_novelty:
+            return self.model.run(images)
+        return self._with_novelty(
+            self.model.run_outputs(images, (ONNX_OUTPUT_NAME, FEATURES_OUTPUT))
+        )
 
     def predict_array(self, images: np.ndarray) -> np.ndarray:
         """Probabilities [N, C] for uint8 images [N, S, S, 3] (or one image [S, S, 3])."""
         images = np.asarray(images)
         single = images.ndim == 3
-        if single:
-            images = images[None]
+        out = self.model.run(self._check(images[None] if single else images))
+        return out[0] if single else out
+
+    def _check(self, images: np.ndarray) -> np.ndarray:
         expected = (self.image_size, self.image_size, 3)
         if images.ndim != 4 or images.shape[1:] != expected:
             raise ValueError(
@@ -183,8 +252,7 @@ class Predictor:
             )
         if images.dtype != np.uint8:
             raise ValueError(f"Expected uint8 pixels. Received: dtype={images.dtype}")
-        out = self.model.run(images)
-        return out[0] if single else out
+        return images
 
     def predict_paths(
         self,
@@ -197,18 +265,28 @@ class Predictor:
         kept: list[Path] = []
         probs: list[np.ndarray] = []
         failures = []
-        for batch, batch_probs in self.model.map_paths(paths, self.image_size, batch_size):
+        scored = self.scores_novelty
+        extra = (
+            {"outputs": (ONNX_OUTPUT_NAME, FEATURES_OUTPUT), "post": self._with_novelty}
+            if scored
+            else {}
+        )
+        for batch, batch_probs in self.model.map_paths(paths, self.image_size, batch_size, **extra):
             failures.extend(batch.failures)
             if batch_probs is not None:
                 probs.append(batch_probs)
                 kept.extend(paths[i] for i in batch.ok_indices)
             if progress:
                 progress(len(batch.ok_indices) + len(batch.failures))
-        probabilities = (
-            np.concatenate(probs) if probs else np.zeros((0, len(self.labels)), np.float32)
-        )
+        width = len(self.labels) + (1 if scored else 0)
+        out = np.concatenate(probs) if probs else np.zeros((0, width), np.float32)
         return Predictions(
-            paths=kept, probabilities=probabilities, labels=self.labels, failures=failures
+            paths=kept,
+            probabilities=out[:, : len(self.labels)],
+            labels=self.labels,
+            failures=failures,
+            novelty=out[:, -1] if scored else None,
+            threshold=self.novelty.threshold_ if scored else None,
         )
 
 
@@ -218,20 +296,35 @@ class PredictionCsv:
     One writer for every engine (local and Ray), so their files are identical row for row.
     """
 
-    def __init__(self, path: str | os.PathLike, labels: Sequence[str]) -> None:
+    def __init__(
+        self, path: str | os.PathLike, labels: Sequence[str], threshold: float | None = None
+    ) -> None:
         self.labels = list(labels)
+        self.threshold = threshold  # given: the last two columns are ``unknown`` and ``novelty``
         self.file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.writer = csv.writer(self.file)
-        self.writer.writerow(["path", "label", "score", *self.labels])
+        extra = ["unknown", "novelty"] if threshold is not None else []
+        self.writer.writerow(["path", "label", "score", *self.labels, *extra])
 
-    def write(self, names: Sequence[str | os.PathLike], probs: np.ndarray) -> None:
-        for name, row in zip(names, probs, strict=True):
+    def write(
+        self,
+        names: Sequence[str | os.PathLike],
+        probs: np.ndarray,
+        novelty: np.ndarray | None = None,
+    ) -> None:
+        if self.threshold is not None and novelty is None:
+            raise ValueError("Expected novelty values: this CSV has unknown/novelty columns.")
+        for i, (name, row) in enumerate(zip(names, probs, strict=True)):
+            extra = []
+            if self.threshold is not None:
+                extra = [str(bool(novelty[i] > self.threshold)).lower(), f"{novelty[i]:.6f}"]
             self.writer.writerow(
                 [
                     str(name),
                     self.labels[int(row.argmax())],
                     f"{row.max():.6f}",
                     *(f"{p:.6f}" for p in row),
+                    *extra,
                 ]
             )
 

@@ -44,6 +44,7 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._ids = itertools.count()
+        self.inputs_of: dict[str, list[str]] = {}  # layer output -> the tensors it was given
 
     def name(self, hint: str) -> str:
         return f"{hint}_{next(self._ids)}"
@@ -253,6 +254,7 @@ def _convert_model(g: _Graph, model, args: list[str], ranks: dict[str, int]) -> 
                 names.extend(a)
         out, rank = _convert_layer(g, op, names, ranks)
         ranks[out] = rank
+        g.inputs_of.setdefault(out, names)
         return out
 
     out = model._run_through_graph(args, call_fn=call)
@@ -263,7 +265,13 @@ def _convert_model(g: _Graph, model, args: list[str], ranks: dict[str, int]) -> 
     return out, ranks[out]
 
 
-def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONNX_OUTPUT) -> Path:
+def export_onnx(
+    model,
+    path: str | Path,
+    image_size: int,
+    output_name: str = ONNX_OUTPUT,
+    features_output: str | None = None,
+) -> Path:
     """Write ``model`` as ONNX with the bundle contract and return the path.
 
     Args:
@@ -273,6 +281,10 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
         image_size: S.
         output_name: The output's name (``probabilities`` for a classifier; a feature
             extractor names its output ``features`` and is not given the two-class expansion).
+        features_output: Also output, under this name and *after* the first output, the
+            [N, D] tensor the model's last layer was given (the pooled backbone features of a
+            bottleneck model): the novelty score reads it at no extra cost, while every
+            consumer of the first output sees the same graph as before.
 
     Returns:
         The path written.
@@ -282,6 +294,7 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
     x = g.op("Transpose", [x], "to_nchw", perm=[0, 3, 1, 2])
     ranks = {x: 4}
     y, rank = _convert_model(g, model, [x], ranks)
+    model_out = y
     if rank != 2:
         raise NotImplementedError("ONNX export: the model must end in a [N, C] output.")
     n_out = int(model.outputs[0].shape[-1])
@@ -292,6 +305,15 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
         y = g.op("Concat", [g.op("Sub", [one, y], "p0"), y], "p01", axis=1)
     g.nodes.append(helper.make_node("Identity", [y], [output_name], name="output"))
     n_classes = max(2, n_out) if output_name == ONNX_OUTPUT else n_out
+    outputs = [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", n_classes])]
+    if features_output:
+        feats = g.inputs_of.get(model_out, [None])[0]
+        if feats is None or ranks.get(feats) != 2:
+            raise NotImplementedError("ONNX export: no [N, D] input to the model's last layer.")
+        g.nodes.append(helper.make_node("Identity", [feats], [features_output], name="features"))
+        outputs.append(
+            helper.make_tensor_value_info(features_output, TensorProto.FLOAT, ["N", "D"])
+        )
     graph = helper.make_graph(
         g.nodes,
         "littlevision",
@@ -300,7 +322,7 @@ def export_onnx(model, path: str | Path, image_size: int, output_name: str = ONN
                 ONNX_INPUT, TensorProto.UINT8, ["N", image_size, image_size, 3]
             )
         ],
-        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", n_classes])],
+        outputs,
         initializer=g.inits,
     )
     proto = helper.make_model(

@@ -30,6 +30,7 @@ class TrainConfig:
     seed: int = 0
     image_size: int | None = None
     backbone: str = "lite0"
+    unknown_rate: float = 0.05  # share of validation images the novelty threshold flags
 
 
 def versions() -> dict[str, str]:
@@ -92,6 +93,7 @@ def write_bundle(
     config: TrainConfig,
     dataset=None,
     started: float | None = None,
+    reporter: Reporter = NULL,
 ) -> Bundle:
     """Write the run folder for a fitted recipe (see :mod:`littlevision.bundle`)."""
     from littlevision.models.onnx_export import export_onnx
@@ -99,7 +101,7 @@ def write_bundle(
     result = recipe.result
     output.mkdir(parents=True, exist_ok=True)
     result.model.save(output / "model.keras")
-    export_onnx(result.model, output / "model.onnx", result.image_size)
+    export_onnx(result.model, output / "model.onnx", result.image_size, features_output="features")
     classes = recipe.classes_
     write_json(output / "labels.json", classes)
     y_val = val.y[result.val_indices]
@@ -111,6 +113,18 @@ def write_bundle(
     if result.history:
         write_json(output / "history.json", result.history)
     skipped = _skipped_records(result.skipped, Path(root) if root else None)
+    from littlevision.training.novelty import fit_novelty
+
+    scorer = fit_novelty(
+        output,
+        getattr(recipe, "backbone", None),
+        result.image_size,
+        train,
+        val,
+        config.unknown_rate,
+        config.seed,
+        reporter,
+    )
     card = {
         "name": output.resolve().name,
         "model_version": file_sha256(output / "model.onnx")[:12],
@@ -131,8 +145,10 @@ def write_bundle(
             "dtype": "uint8",
             "shape": ["N", result.image_size, result.image_size, 3],
             "output": "probabilities",
+            "features_output": "features",
             "normalisation": "inside the graph",
         },
+        "novelty": scorer.card(),
         "versions": versions(),
     }
     if started is not None:
@@ -196,6 +212,8 @@ def train(
     config = config or TrainConfig()
     if not 0.0 < config.val_split < 1.0:
         raise UserError(f"--val-split must be between 0 and 1. Received: {config.val_split}.")
+    if not 0.0 < config.unknown_rate < 1.0:
+        raise UserError(f"--unknown-rate must be between 0 and 1. Received: {config.unknown_rate}.")
     if not isinstance(data, (str, os.PathLike)):
         dataset = data
     else:
@@ -217,7 +235,9 @@ def train(
     output = Path(output)
     recipe.fit(train_ds, val_ds, reporter=reporter, output=output)
     with reporter.stage("write bundle"):
-        return write_bundle(output, recipe, train_ds, val_ds, config, dataset, started)
+        return write_bundle(
+            output, recipe, train_ds, val_ds, config, dataset, started, reporter=reporter
+        )
 
 
 def evaluate(run, data, reporter: Reporter | None = None, batch_size: int = 8) -> dict[str, Any]:
