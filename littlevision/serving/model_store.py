@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from littlevision.bundle import ONNX_INPUT, REQUIRED_FILES, Bundle
+from littlevision.bundle import CURRENT_LINK, ONNX_INPUT, REQUIRED_FILES, Bundle
 from littlevision.errors import UserError
 from littlevision.inference import Predictor
 
@@ -44,6 +44,16 @@ class LoadedModel:
     version: str
     loaded_at: float
 
+    def __post_init__(self) -> None:
+        # A stand-in predictor (a test's) without a novelty score is served without one.
+        scores = getattr(self.predictor, "scores_novelty", False)
+        self.scoring = _Scoring(self.predictor) if scores else None
+
+    @property
+    def threshold(self) -> float | None:
+        """Novelty above it is ``unknown``; None for a bundle without a novelty score."""
+        return self.predictor.novelty.threshold_ if self.scoring is not None else None
+
     @property
     def name(self) -> str:
         return self.bundle.name
@@ -61,6 +71,18 @@ class LoadedModel:
         return self.predictor.predict_array(images)
 
 
+class _Scoring:
+    """The batcher's view of a model that scores novelty: ``predict_array`` answers
+    [N, C + 1], the probabilities then the novelty (one object per model, so the batcher still
+    groups a model's images together)."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        self.predictor = predictor
+
+    def predict_array(self, images: np.ndarray) -> np.ndarray:
+        return self.predictor.score_array(images)
+
+
 def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int) -> LoadedModel:
     """Load a bundle and check that it answers sensibly before it may serve.
 
@@ -75,7 +97,9 @@ def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int)
     """
     bundle = Bundle.load(run_dir)
     version = bundle.version
-    predictor = Predictor(bundle.onnx_path, bundle.labels, bundle.image_size, threads)
+    predictor = Predictor(
+        bundle.onnx_path, bundle.labels, bundle.image_size, threads, novelty=bundle.novelty
+    )
     size, n_labels = bundle.image_size, len(bundle.labels)
     if n_labels < 2:
         raise UserError(f"Expected at least 2 labels in labels.json. Received: {bundle.labels}")
@@ -99,6 +123,13 @@ def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int)
             raise UserError(
                 f"The model in '{run_dir}' does not answer probabilities (rows must sum to 1)."
             )
+    if predictor.scores_novelty:  # build the novelty session now, not on the first request
+        try:
+            scored = predictor.score_array(np.zeros((1, size, size, 3), np.uint8))
+        except Exception as e:
+            raise UserError(f"The novelty score in '{run_dir}' failed its warm-up: {e}") from None
+        if scored.shape != (1, n_labels + 1) or not np.isfinite(scored).all():
+            raise UserError(f"The novelty score in '{run_dir}' does not answer one number.")
     return LoadedModel(bundle=bundle, predictor=predictor, version=version, loaded_at=time.time())
 
 
@@ -218,8 +249,9 @@ class ModelStore:
 
 
 def fingerprint(run_dir: Path) -> tuple:
-    """Size and modification time of each bundle file: cheap to compute every few seconds."""
-    out = []
+    """Size and modification time of each bundle file, and the version ``current`` points to:
+    cheap to compute every few seconds."""
+    out = [("current", os.path.realpath(run_dir / CURRENT_LINK))]
     for name in WATCHED_FILES:
         try:
             st = os.stat(run_dir / name)

@@ -21,6 +21,8 @@ import numpy as np
 from littlevision._system import available_cores
 from littlevision.data.decode import MAX_PIXELS, DecodeError, load_image
 from littlevision.serving.batcher import BatcherClosedError, MicroBatcher, QueueFullError
+from littlevision.serving.collect import Collector
+from littlevision.serving.drift import DriftMonitor
 from littlevision.serving.errors import ApiError, decode_error
 from littlevision.serving.metrics import ServingMetrics
 from littlevision.serving.model_store import LoadedModel, ModelStore, ReloadResult
@@ -58,6 +60,17 @@ class Runtime:
             on_swap=self._on_swap,
             on_reload=self._on_reload,
         )
+        self.drift = DriftMonitor()
+        self.drift.register(self.metrics.registry)
+        self.collector: Collector | None = None
+        if settings.collect:
+            self.collector = Collector(
+                self.run_dir,
+                settings.collect_max_images,
+                settings.collect_max_bytes,
+                settings.collect_below_score,
+            )
+            self.metrics.registry.register(self.collector.results)
         self.draining = False
         self.startup_error: str | None = None
         self.pending = 0  # images admitted and not yet answered
@@ -219,6 +232,43 @@ class Runtime:
         Raises:
             ApiError: 429 when the queue is full, 503 while shutting down.
         """
+        probs, _ = await self.classify_scored(model, images)
+        return probs
+
+    async def classify_scored(
+        self, model: LoadedModel, images: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and novelty: ([C], scalar) for one image, ([k, C], [k]) for a stack;
+        the novelty is None for a bundle without a novelty score.
+
+        Every answer is also recorded for the drift figures.
+
+        Raises:
+            ApiError: 429 when the queue is full, 503 while shutting down.
+        """
+        out = await self._submit(model.scoring or model, images)
+        if model.scoring is None:
+            probs, novelty = out, None
+        else:
+            probs, novelty = out[..., :-1], out[..., -1]
+        self.drift.record(model, probs, novelty)
+        return probs, novelty
+
+    def consider_collecting(self, model: LoadedModel, data: bytes, answer: dict) -> None:
+        """With ``--collect``, keep an uncertain image (written off the event loop)."""
+        collector = self.collector
+        if collector is None or not collector.wants(answer) or self._decode_pool is None:
+            return
+
+        def keep() -> None:
+            try:
+                collector.add(data, answer, model.version)
+            except OSError as e:  # a full disk must not fail the prediction
+                log.warning("Could not keep an uncertain image in collected/: %s", e)
+
+        self._decode_pool.submit(keep)
+
+    async def _submit(self, model, images: np.ndarray) -> np.ndarray:
         try:
             return await self.batcher.submit(model, images)
         except QueueFullError:

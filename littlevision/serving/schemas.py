@@ -25,6 +25,15 @@ class Prediction(BaseModel):
     probabilities: dict[str, float] = Field(
         description="Class -> probability, most probable first (the top_k classes when asked)."
     )
+    unknown: bool | None = Field(
+        None,
+        description="True when the image looks like none of the training images (its novelty "
+        "is over the model's threshold); the label is still the most probable class. Absent "
+        "for a model trained without a novelty score.",
+    )
+    novelty: float | None = Field(
+        None, description="How unlike the training images it is (higher = stranger)."
+    )
 
 
 class PredictResponse(Prediction):
@@ -40,6 +49,8 @@ class BatchEntry(BaseModel):
     label: str | None = None
     score: float | None = None
     probabilities: dict[str, float] | None = None
+    unknown: bool | None = None
+    novelty: float | None = None
     error: str | None = Field(None, description="Error code when this image failed.")
     message: str | None = None
     status: int | None = Field(None, description="The HTTP status this image alone would get.")
@@ -74,6 +85,15 @@ class ModelInfo(BaseModel):
     last_reload_error: str | None = Field(
         None, description="Why the last reload failed (the old model kept serving), if it did."
     )
+    run_version: int | None = Field(
+        None, description="The run's version being served (versions/<N>), for a retrained run."
+    )
+    unknown_threshold: float | None = Field(
+        None, description="Novelty over it is answered with unknown=true."
+    )
+    drift: dict[str, Any] | None = Field(
+        None, description="Recent traffic compared with the validation set (docs/lifecycle.md)."
+    )
 
 
 class ReloadResponse(BaseModel):
@@ -96,14 +116,25 @@ def model_ref(model: LoadedModel) -> ModelRef:
     return ModelRef(name=model.name, version=model.version)
 
 
-def prediction(labels: list[str], probs: np.ndarray, top_k: int | None = None) -> dict[str, Any]:
-    """``label``, ``score`` and ``probabilities`` (most probable first) for one row [C]."""
+def prediction(
+    labels: list[str],
+    probs: np.ndarray,
+    top_k: int | None = None,
+    novelty: float | None = None,
+    threshold: float | None = None,
+) -> dict[str, Any]:
+    """``label``, ``score`` and ``probabilities`` (most probable first) for one row [C], and
+    ``unknown``/``novelty`` when the model scores novelty."""
     order = np.argsort(-probs, kind="stable")
     if top_k is not None:
         order = order[:top_k]
     best = int(order[0])
-    return {
+    out = {
         "label": labels[best],
         "score": float(probs[best]),
         "probabilities": {labels[int(i)]: float(probs[int(i)]) for i in order},
     }
+    if novelty is not None and threshold is not None:
+        out["unknown"] = bool(novelty > threshold)
+        out["novelty"] = float(novelty)
+    return out

@@ -142,6 +142,12 @@ class ServeSettings:
         max_parses: Most v2 ``infer`` JSON bodies parsed at once. Parsing a tensor sent as JSON
             costs several times its size in memory (docs/serving.md), so this bounds it; the
             others wait their turn (inside ``request_timeout_s``).
+        collect: Keep a bounded, content-hashed sample of the images the model was unsure
+            about (``unknown``, or a top score under ``collect_below_score``) in
+            ``RUN/collected/``: the next images to label (littlevision.serving.collect).
+        collect_max_images: Most images kept.
+        collect_max_bytes: Most bytes kept (images and their JSON records).
+        collect_below_score: The "low confidence" line for collecting.
     """
 
     max_batch: int = field(default=4, metadata=cli("Most images per ONNX Runtime call."))
@@ -204,6 +210,26 @@ class ServeSettings:
     max_parses: int = field(
         default=2, metadata=cli("Most v2 infer JSON bodies parsed at once (bounds memory).")
     )
+    collect: bool = field(
+        default=False,
+        metadata=cli("Keep images the model was unsure about in RUN/collected/ (capped)."),
+    )
+    collect_max_images: int = field(
+        default=1000, metadata=cli("Most images --collect keeps (never exceeded).")
+    )
+    collect_max_bytes: int = field(
+        default=200 * MB,
+        metadata=cli(
+            "Most MiB --collect keeps, images and their JSON (never exceeded).",
+            name="collect_max_mb",
+            type=float,
+            to_setting=lambda mb: int(mb * MB),
+            from_setting=lambda n: n / MB,
+        ),
+    )
+    collect_below_score: float = field(
+        default=0.6, metadata=cli("--collect also keeps images whose top score is below this.")
+    )
 
     def __post_init__(self) -> None:
         _at_least("max_batch", self.max_batch, 1)
@@ -224,6 +250,9 @@ class ServeSettings:
             _at_least("decode_threads", self.decode_threads, 1)
         if self.max_pixels is not None:
             _at_least("max_pixels", self.max_pixels, 1)
+        _at_least("collect_max_images", self.collect_max_images, 1)
+        _at_least("collect_max_bytes", self.collect_max_bytes, 1)
+        _at_least("collect_below_score", self.collect_below_score, 0)
         if self.api_key is not None and not self.api_key.strip():
             raise UserError("Expected a non-empty API key. Received: an empty string.")
 

@@ -55,6 +55,7 @@ def test_both_command_lines_offer_every_option(capsys):
     argparse_help = capsys.readouterr().out
     typer_help = CliRunner().invoke(app, ["serve", "--help"], env={"COLUMNS": "200"}).output
     for option in serve_options():
-        flag = option.flag if option.type is not bool else "--no-" + option.flag[2:]
+        turned_off = option.type is bool and option.default  # a flag that is on by default
+        flag = "--no-" + option.flag[2:] if turned_off else option.flag
         assert flag in argparse_help, flag
         assert flag in typer_help, flag

@@ -27,6 +27,9 @@ async def model_info(model: ModelDep, runtime: RuntimeDep) -> dict:
         "metrics": model.bundle.metrics,
         "loaded_at": model.loaded_at,
         "last_reload_error": runtime.store.last_error,
+        "run_version": model.bundle.run_version,
+        "unknown_threshold": model.threshold,
+        "drift": runtime.drift.figures(),
     }
 
 

@@ -53,6 +53,7 @@ _BATCH_BODY_DOC = {
 @router.post(
     "/predict",
     response_model=PredictResponse,
+    response_model_exclude_none=True,
     summary="Classify one image",
     description=(
         "Send one image as multipart field `file`, as the raw body with an `image/*` content "
@@ -71,9 +72,11 @@ async def predict(request: Request, runtime: RuntimeDep, top_k: TopK = None) -> 
     async with runtime.admit(1), runtime.deadline():
         model = runtime.model
         image = await runtime.decode(upload.data, model.image_size)
-        probs = await runtime.classify(model, image)
+        probs, novelty = await runtime.classify_scored(model, image)
+    answer = prediction(model.labels, probs, top_k, novelty, model.threshold)
+    runtime.consider_collecting(model, upload.data, answer)
     return {
-        **prediction(model.labels, probs, top_k),
+        **answer,
         "model": model_ref(model),
         "latency_ms": round((time.perf_counter() - start) * 1000, 3),
     }
@@ -103,13 +106,20 @@ async def predict_batch(request: Request, runtime: RuntimeDep, top_k: TopK = Non
             *(_decode_entry(runtime, u, model.image_size) for u in uploads)
         )
         ok = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
-        probs = await runtime.classify(model, np.stack([decoded[i] for i in ok])) if ok else []
+        probs, novelty = (
+            await runtime.classify_scored(model, np.stack([decoded[i] for i in ok]))
+            if ok
+            else ([], None)
+        )
     results: list[dict] = []
     rows = dict(zip(ok, probs, strict=True))
+    nov = dict(zip(ok, novelty, strict=True)) if novelty is not None else {}
     for i, (upload, item) in enumerate(zip(uploads, decoded, strict=True)):
         entry = {"index": i, "filename": upload.filename}
         if i in rows:
-            entry.update(prediction(model.labels, rows[i], top_k))
+            answer = prediction(model.labels, rows[i], top_k, nov.get(i), model.threshold)
+            runtime.consider_collecting(model, upload.data, answer)
+            entry.update(answer)
         else:
             entry.update({"error": item.code, "message": item.message, "status": item.status_code})
         results.append(entry)

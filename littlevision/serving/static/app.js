@@ -5,6 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 let current = null;  // the File being shown
+let labels = [];  // the served model's classes
 
 function showError(message) {
   $("error").textContent = message;
@@ -24,7 +25,9 @@ async function answer(response) {
 async function loadModel() {
   try {
     const m = await answer(await fetch("v1/model"));
-    $("model").textContent = `${m.name} · version ${m.version} · ${m.labels.length} classes`;
+    const served = m.run_version ? `version ${m.run_version} (${m.version})` : `version ${m.version}`;
+    $("model").textContent = `${m.name} · ${served} · ${m.labels.length} classes`;
+    labels = m.labels;
     const select = $("label");
     select.replaceChildren();
     for (const label of m.labels) {
@@ -73,6 +76,15 @@ async function predict(file) {
   renderClasses(result.probabilities);
   $("latency").textContent = `(${result.latency_ms.toFixed(1)} ms, model ${result.model.version})`;
   $("label").value = result.label;
+  const unsure = result.unknown === true;
+  $("unknown").hidden = !unsure;
+  $("unknown").textContent = unsure
+    ? `Not sure this is any of: ${labels.join(", ")} (novelty ${result.novelty.toFixed(3)}). ` +
+      "If you know what it is, send the right label below."
+    : "";
+  $("feedback-title").textContent = unsure
+    ? "Know what it is? Send the right label"
+    : "Wrong? Send the right label";
   return result;
 }
 
