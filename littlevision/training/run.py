@@ -16,7 +16,7 @@ from littlevision._io import file_sha256, write_json
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.metrics import classification_metrics
-from littlevision.progress import Reporter, default_reporter
+from littlevision.progress import NULL, Reporter, default_reporter
 from littlevision.training.base import Recipe
 from littlevision.training.registry import create_recipe
 
