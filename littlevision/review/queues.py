@@ -273,10 +273,13 @@ def losses_queue(
 
 
 def unlabelled_files(folder: str | os.PathLike[str]) -> list[Path]:
-    """Every non-hidden file under ``folder`` (what is not an image is reported when embedded)."""
+    """Every non-hidden file under ``folder`` but JSON sidecars (``serve --collect`` keeps one
+    beside each image); what is not an image is left out when embedded."""
     from littlevision.data.dataset import _files_under
 
-    return _files_under(Path(os.path.abspath(folder)))
+    return [
+        f for f in _files_under(Path(os.path.abspath(folder))) if f.suffix.lower() != ".json"
+    ]
 
 
 def next_queue(

@@ -260,7 +260,8 @@ async function load() {
   }
   index();
   $("#data").textContent = S.data.data;
-  const first = S.data.queues.findIndex((q) => q.items.length);
+  const asked = S.data.queues.findIndex((q) => `#${q.name}` === location.hash);
+  const first = asked >= 0 ? asked : S.data.queues.findIndex((q) => q.items.length);
   if (S.data.notes.length) status(S.data.notes.join(" "));
   selectQueue(first < 0 ? 0 : first);
   document.body.dataset.ready = "1";
