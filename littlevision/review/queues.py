@@ -277,9 +277,7 @@ def unlabelled_files(folder: str | os.PathLike[str]) -> list[Path]:
     beside each image); what is not an image is left out when embedded."""
     from littlevision.data.dataset import _files_under
 
-    return [
-        f for f in _files_under(Path(os.path.abspath(folder))) if f.suffix.lower() != ".json"
-    ]
+    return [f for f in _files_under(Path(os.path.abspath(folder))) if f.suffix.lower() != ".json"]
 
 
 def next_queue(
