@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from littlevision._plots import figure_png as figure_png  # the explainers call _imaging.figure_png
+
 
 def resize_square(image: np.ndarray, size: int) -> np.ndarray:
     """Resize a whole uint8 RGB image to ``size`` x ``size``, as the ONNX contract asks."""
@@ -125,13 +127,3 @@ def encode(image: np.ndarray, fmt: str = "PNG", quality: int = 85) -> bytes:
 def data_uri(data: bytes, mime: str = "image/png") -> str:
     """A ``data:`` URI, so an HTML page carries its images inside it."""
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def figure_png(fig, dpi: int = 100) -> bytes:
-    """Render a matplotlib Figure (made without pyplot) to PNG bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return buf.getvalue()

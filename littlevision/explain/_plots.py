@@ -6,10 +6,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from littlevision.explain._imaging import figure_png
+from littlevision._plots import BLUE, GREEN, GREY, ORANGE, figure_png, learning_curves_png
 
-# One palette for all charts: readable for the common colour-vision deficiencies (Okabe-Ito).
-BLUE, ORANGE, GREEN, GREY = "#0072B2", "#E69F00", "#009E73", "#999999"
+__all__ = [
+    "BLUE",
+    "GREEN",
+    "GREY",
+    "ORANGE",
+    "Calibration",
+    "calibration",
+    "confusion_png",
+    "learning_curves_png",
+    "reliability_png",
+]
 
 
 @dataclass
@@ -82,38 +91,6 @@ def reliability_png(cal: Calibration) -> bytes:
     bottom.set_ylabel("images")
     bottom.set_xlabel("confidence (top probability)")
     bottom.set_xlim(0, 1)
-    return figure_png(fig)
-
-
-def learning_curves_png(history: dict[str, list[float]]) -> bytes | None:
-    """One panel per metric (loss, accuracy...), training and validation curves together."""
-    from matplotlib.figure import Figure
-
-    series = {
-        k: [float(v) for v in vals]
-        for k, vals in history.items()
-        if isinstance(vals, list) and vals and all(isinstance(v, (int, float)) for v in vals)
-    }
-    bases = list(
-        dict.fromkeys(
-            k.removeprefix("val_")
-            for k in series
-            if k not in ("lr", "learning_rate", "epoch", "time", "seconds")
-        )
-    )
-    if not bases:
-        return None
-    fig = Figure(figsize=(4.2 * len(bases), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(bases), squeeze=False)[0]
-    for ax, base in zip(axes, bases, strict=True):
-        for key, colour, label in ((base, BLUE, "training"), (f"val_{base}", ORANGE, "validation")):
-            if key in series:
-                vals = series[key]
-                ax.plot(range(1, len(vals) + 1), vals, "-o", ms=3, color=colour, label=label)
-        ax.set_title(base.replace("_", " "), fontsize=11)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     return figure_png(fig)
 
 

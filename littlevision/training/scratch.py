@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from littlevision._io import atomic_path, write_json
+from littlevision._io import write_bytes, write_json
 from littlevision.errors import UserError
 from littlevision.progress import NULL, Reporter, format_duration
 from littlevision.training import augment as aug
@@ -409,32 +409,15 @@ def fit_epochs(
 def plot_learning_curves(
     history: dict[str, list[float]], path: Path, title: str = ""
 ) -> Path | None:
-    """Loss and accuracy per epoch, training vs validation, as a PNG (matplotlib, no display)."""
-    if not history.get("loss"):
-        return None
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    """Loss and accuracy per epoch, training vs validation, written to ``path`` as a PNG."""
+    from littlevision._plots import learning_curves_png
 
-    fig = Figure(figsize=(9, 3.6), dpi=100)
-    FigureCanvasAgg(fig)
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    for i, (metric, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        for key, style, who in ((metric, "-", "training"), (f"val_{metric}", "-", "validation")):
-            if history.get(key):
-                ax.plot(epochs[: len(history[key])], history[key], style, marker=".", label=who)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+    png = learning_curves_png(history, title) if history.get("loss") else None
+    if png is None:
+        return None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp)
-    return path
+    return write_bytes(path, png)
 
 
 def decode_split(train, val, size: int, reporter: Reporter):
