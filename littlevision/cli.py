@@ -101,10 +101,12 @@ def train(
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier and write its bundle (model, ONNX, labels, metrics, card)."""
+    from littlevision._paths import check_output_dir
     from littlevision.data.source import open_dataset
     from littlevision.training.run import TrainConfig
     from littlevision.training.run import train as train_fn
 
+    check_output_dir(output, "--output")
     dataset = open_dataset(data, labels)
     if not quiet:
         console.print(f"data: {dataset!r}", highlight=False)
@@ -233,9 +235,11 @@ def predict(
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
+    from littlevision._paths import check_output_file
     from littlevision.bundle import Bundle
     from littlevision.inference import STREAM_BATCH, PredictionCsv, Predictor
 
+    check_output_file(output, "--output")
     bundle = Bundle.load(run)
     files = collect_images(paths)
     if engine not in ("local", "ray"):
@@ -343,8 +347,11 @@ def demo(
     quiet: Quiet = False,
 ) -> None:
     """Train, evaluate and predict on an embedded real dataset (scikit-learn's handwritten digits)."""
+    from littlevision._paths import check_output_dir
     from littlevision.data.demo import write_digits_folder
 
+    check_output_dir(output, "--output")
+    check_output_dir(data, "--data")
     folder = write_digits_folder(data)
     out.print(
         f"demo data: {folder} (1797 scanned handwritten digits from scikit-learn, 10 classes)",

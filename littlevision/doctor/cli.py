@@ -116,6 +116,12 @@ def register(app: typer.Typer, friendly) -> None:
             )
         if fail_on is not None and fail_on not in ("error", "warning"):
             raise UserError(f"--fail-on takes 'error' or 'warning'. Received: '{fail_on}'.")
+        from littlevision._paths import check_output_file
+
+        if json_out is not None and str(json_out) != "-":
+            check_output_file(json_out, "--json")
+        if html_out is not None:
+            check_output_file(html_out, "--html")
         report = _examine(data, labels, skip, only, quick, quiet or str(json_out) == "-")
         if str(json_out) == "-":
             sys.stdout.write(report.to_json() + "\n")

@@ -80,8 +80,10 @@ def register(app: typer.Typer, friendly) -> None:
         quiet: Quiet = False,
     ) -> None:
         """Grad-CAM: one PNG per image with the photo, where the model looked, and its top 3 classes."""
+        from littlevision._paths import check_output_dir
         from littlevision.explain.panel import explain_images
 
+        check_output_dir(output, "--output")
         bundle = _load(run)
         files = collect_images(images)
         with reporter(quiet) as rep:
@@ -122,9 +124,11 @@ def register(app: typer.Typer, friendly) -> None:
         ] = 16,
     ) -> None:
         """Feature maps: what chosen layers compute for one image, as a grid."""
+        from littlevision._paths import check_output_file
         from littlevision.data.decode import load_image
         from littlevision.explain.feature_maps import feature_maps_png
 
+        check_output_file(output, "--output")
         bundle = _load(run)
         png = feature_maps_png(
             bundle, load_image(image), _split_list(layers), max_channels=channels
@@ -152,9 +156,11 @@ def register(app: typer.Typer, friendly) -> None:
         quiet: Quiet = False,
     ) -> None:
         """Filters: first-layer kernels, and patterns that excite chosen filters and each class."""
+        from littlevision._paths import check_output_dir
         from littlevision.explain import _imaging
         from littlevision.explain import filters as flt
 
+        check_output_dir(output, "--output")
         bundle = _load(run)
         output.mkdir(parents=True, exist_ok=True)
         chosen = _int_list(filters, "--filters") or [0]
@@ -226,9 +232,12 @@ def register(app: typer.Typer, friendly) -> None:
         quiet: Quiet = False,
     ) -> None:
         """One self-contained HTML report: data, curves, errors with Grad-CAM, filters, model card."""
+        from littlevision._paths import check_output_file
         from littlevision.bundle import Bundle
         from littlevision.explain.report import write_report
 
+        if output is not None:
+            check_output_file(output, "--output")
         bundle = Bundle.load(run)
         with reporter(quiet) as rep:
             path = write_report(bundle, output, reporter=rep, data_root=data)

@@ -48,12 +48,14 @@ def register(app: typer.Typer, friendly) -> None:
         from rich.table import Table
 
         from littlevision._console import console, out, reporter
+        from littlevision._paths import check_output_dir
         from littlevision.data.source import open_dataset
         from littlevision.progress import format_duration
         from littlevision.training.compare import TUTORIAL_MODELS
         from littlevision.training.compare import compare as compare_fn
         from littlevision.training.run import TrainConfig
 
+        check_output_dir(output, "--output")
         dataset = open_dataset(data, labels)
         if not quiet:
             console.print(f"data: {dataset!r}", highlight=False)

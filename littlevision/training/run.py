@@ -210,6 +210,9 @@ def train(
     started = time.perf_counter()
     reporter = reporter or default_reporter()
     config = config or TrainConfig()
+    from littlevision._paths import check_output_dir
+
+    check_output_dir(output, "output")  # before any work: a wrong path is not found at the end
     if not 0.0 < config.val_split < 1.0:
         raise UserError(f"--val-split must be between 0 and 1. Received: {config.val_split}.")
     if not 0.0 < config.unknown_rate < 1.0:
