@@ -182,7 +182,11 @@ def _fix(report, level: str, quiet: bool, out, err) -> None:
     if len(result.moved) > 5:
         out.print(f"  ... and {len(result.moved) - 5} more", highlight=False)
     if result.skipped:
-        out.print(f"  {len(result.skipped)} planned file(s) were not there any more (skipped).")
+        out.print(f"  {len(result.skipped)} planned file(s) left in place:")
+        for s in result.skipped[:5]:
+            out.print(f"    {s['file']}: {s['why']}", highlight=False)
+        if len(result.skipped) > 5:
+            out.print(f"    ... and {len(result.skipped) - 5} more", highlight=False)
     if result.moved:
         out.print(f"undo: littlevision doctor --restore {result.quarantine}", highlight=False)
 

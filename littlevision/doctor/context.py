@@ -34,6 +34,10 @@ class Context:
             ``None`` when no selected check needs them.
         feature_rows: int64 ``[M]``: the record index of each row of ``features``.
         reporter: Receives progress of long checks.
+        outside: Listed files whose real path is outside the data folder's real path (reached
+            through a symlinked file or folder). They are left out of ``dataset`` and
+            ``records`` (the doctor never examines nor moves them) and reported by the
+            ``links_outside`` check.
     """
 
     dataset: Any
@@ -43,6 +47,7 @@ class Context:
     features: np.ndarray | None = None
     feature_rows: np.ndarray | None = None
     reporter: Reporter = NULL
+    outside: list[Path] = field(default_factory=list)
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def shared(self, key: str, compute: Callable[[], T]) -> T:

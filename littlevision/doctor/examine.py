@@ -44,6 +44,32 @@ def _data_root(dataset, root) -> Path:
     return Path(os.path.commonpath(paths)) if paths else Path.cwd()
 
 
+def resolves_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    """Whether ``path``'s real path (every symlink followed) is inside ``root``'s real path."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
+def _without_links_outside(dataset, root: Path):
+    """The dataset without the items whose real path leaves ``root``, and those paths.
+
+    The doctor's symlink policy (docs/doctor.md): a symlinked file or folder that stays inside
+    DATA is followed; one that leads out of it is reported (``links_outside``), never examined
+    as part of DATA, and never moved.
+    """
+    if not hasattr(dataset, "filter"):
+        return dataset, []
+    real_root = os.path.realpath(root)
+    outside = [
+        Path(it.path)
+        for it in dataset
+        if not Path(os.path.realpath(it.path)).is_relative_to(real_root)
+    ]
+    if not outside:
+        return dataset, []
+    gone = set(outside)
+    return dataset.filter(lambda it: Path(it.path) not in gone), outside
+
+
 def examine(
     data,
     *,
@@ -92,6 +118,7 @@ def examine(
     specs = [get_check(n) for n in names]
     needs = frozenset().union(*(s.needs for s in specs)) if specs else frozenset()
     data_root = _data_root(dataset, root)
+    dataset, outside = _without_links_outside(dataset, data_root)
     timings: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -107,7 +134,12 @@ def examine(
     timings["scan"] = time.perf_counter() - t
 
     ctx = Context(
-        dataset=dataset, root=data_root, config=config, records=records, reporter=reporter
+        dataset=dataset,
+        root=data_root,
+        config=config,
+        records=records,
+        reporter=reporter,
+        outside=outside,
     )
     if config.embeddings and needs & {"embeddings", "similarity", "labels"}:
         t = time.perf_counter()

@@ -235,3 +235,29 @@ def name_mismatch(ctx: Context) -> list[Finding]:
                 )
             )
     return out
+
+
+@register_check(
+    "links_outside",
+    severity="warning",
+    title="Links that lead out of the data folder",
+    advice=(
+        "The doctor neither examines nor moves what these symlinks point to; copy the files "
+        "into the data folder if they belong to it, or remove the links."
+    ),
+)
+def links_outside(ctx: Context) -> list[Finding]:
+    """Files reached through a symlinked file or folder whose real path is outside DATA."""
+    if not ctx.outside:
+        return []
+    files = sorted(relative_name(Path(p), ctx.root) for p in ctx.outside)
+    shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    spec = get_check("links_outside")
+    return [
+        spec.finding(
+            files,
+            f"{len(files)} file(s) are links (or inside linked folders) that lead out of the "
+            f"data folder; not examined (e.g. {shown}).",
+            count=len(files),
+        )
+    ]

@@ -136,6 +136,11 @@ def _inside(root: Path, rel: str) -> Path:
     return root.joinpath(*parts)
 
 
+def _resolves_inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, every symlink followed, stays inside ``root``'s real path."""
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+
+
 def _free_name(path: Path) -> Path:
     """``path``, or ``name~1.ext``, ``name~2.ext``... when something is already there."""
     candidate, n = path, 0
@@ -251,7 +256,15 @@ def fix(
         for n, move in enumerate(plan):
             st.advance(1)
             src = _inside(root, move.file)
-            if not src.is_file() or src.is_symlink():
+            if not _resolves_inside(src, root):
+                # a symlinked file or folder leading out of DATA: never moved (docs/doctor.md)
+                why = "its real path is outside the data folder (a symlink); left in place"
+                result.skipped.append({"file": move.file, "why": why})
+                continue
+            if src.is_symlink():
+                result.skipped.append({"file": move.file, "why": "a symlink; left in place"})
+                continue
+            if not src.is_file():
                 why = "not there any more (already moved?)" if not src.exists() else "not a file"
                 result.skipped.append({"file": move.file, "why": why})
                 continue
@@ -332,7 +345,15 @@ def move_back(src: Path, dst: Path, rec: dict[str, Any], name: str) -> UndoOutco
 def undo_record(rec: dict[str, Any], data: Path, q: Path) -> UndoOutcome:
     """Undo one journal record (a doctor move or a review action), safely and idempotently."""
     if rec.get("op") == "move":
-        return move_back(_inside(q, rec["to"]), _inside(data, rec["from"]), rec, rec["from"])
+        dst = _inside(data, rec["from"])
+        if not _resolves_inside(dst, data):
+            return UndoOutcome(
+                "conflict",
+                rec["from"],
+                "its folder is now a symlink leading outside the data folder; left in the "
+                "quarantine",
+            )
+        return move_back(_inside(q, rec["to"]), dst, rec, rec["from"])
     from littlevision.review.journal import undo_review_record
 
     return undo_review_record(rec, data, q)
