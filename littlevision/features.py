@@ -168,23 +168,9 @@ class Embedder:
         A file missing from the cache in any view is decoded once, and all its views go through
         the model in one call (the mirrors stacked after the originals).
         """
-        variants = ["-flip" if flip else "" for flip in flips]
-        paths = [Path(p) for p in paths]
-        hashes = [content_hash(p) if p.is_file() else "" for p in paths]
-        vectors: list[dict[int, np.ndarray]] = [{} for _ in variants]
-        todo: list[int] = []
-        for i, digest in enumerate(hashes):
-            cached = [
-                self._load(digest, v) if (self.use_cache and digest) else None for v in variants
-            ]
-            if any(vec is None for vec in cached):
-                todo.append(i)
-            else:
-                for view, vec in zip(vectors, cached, strict=True):
-                    view[i] = vec
-        n_cached = len(paths) - len(todo)
-        if progress and n_cached:
-            progress(n_cached)
+        cache = self.cached_views(paths, flips)
+        if progress and cache.n_cached:
+            progress(cache.n_cached)
 
         def views(images: np.ndarray) -> np.ndarray:
             return np.concatenate([_mirror(images) if f else images for f in flips])
@@ -192,41 +178,94 @@ class Embedder:
         failures = []
         stream = (
             self.model.map_paths(
-                [paths[i] for i in todo],
+                cache.todo_paths(),
                 self.image_size,
                 prepare=views if flips != (False,) else None,
             )
-            if todo
+            if cache.todo
             else ()
         )
         for decoded, feats in stream:
             failures.extend(decoded.failures)
             if feats is not None:
-                per_view = np.split(feats, len(flips))
-                for view, variant, view_feats in zip(vectors, variants, per_view, strict=True):
+                for view, view_feats in enumerate(np.split(feats, len(flips))):
                     for j, vec in zip(decoded.ok_indices, view_feats, strict=True):
-                        i = todo[j]
-                        view[i] = vec
-                        if self.use_cache and hashes[i]:
-                            self._store(hashes[i], variant, vec)
+                        cache.add(j, vec, view)
             if progress:
                 progress(len(decoded.ok_indices) + len(decoded.failures))
-        return [_collect(view, failures, hashes, n_cached) for view in vectors]
+        return cache.embeddings(failures)
+
+    def cached_views(
+        self, paths: Sequence[str | os.PathLike], flips: tuple[bool, ...] = (False,)
+    ) -> CachedViews:
+        """Look ``paths`` up in the cache for each view; see :class:`CachedViews`.
+
+        Any engine that computes the missing vectors (this process, Ray actors) goes through it,
+        so they all read and fill the same cache the same way.
+        """
+        return CachedViews(self, paths, flips)
 
 
-def _collect(
-    vectors: dict[int, np.ndarray], failures: list, hashes: list[str], n_cached: int
-) -> Embeddings:
-    ok = np.array(sorted(vectors), dtype=np.int64)
-    dim = next(iter(vectors.values())).shape[0] if vectors else 0
-    features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
-    return Embeddings(
-        features=features.astype(np.float32),
-        ok_indices=ok,
-        failures=failures,
-        hashes=hashes,
-        n_cached=n_cached,
-    )
+class CachedViews:
+    """The cache's side of one embedding call: the vectors it had, and the files still to embed.
+
+    A file missing from the cache in any view (plain or mirrored) is in :attr:`todo`: the
+    engine embeds all its views and hands each vector to :meth:`add`, which keeps it and stores
+    it in the cache; :meth:`embeddings` then gives one :class:`Embeddings` per view.
+
+    Attributes:
+        paths: The files, as paths.
+        hashes: Their content hashes ("" for a path that is not a file).
+        todo: Indices into ``paths`` of the files to embed.
+        n_cached: Files whose every view came from the cache.
+    """
+
+    def __init__(self, embedder: Embedder, paths, flips: tuple[bool, ...]) -> None:
+        self._embedder = embedder
+        self._variants = ["-flip" if flip else "" for flip in flips]
+        self.paths = [Path(p) for p in paths]
+        self.hashes = [content_hash(p) if p.is_file() else "" for p in self.paths]
+        self._vectors: list[dict[int, np.ndarray]] = [{} for _ in self._variants]
+        self.todo: list[int] = []
+        use_cache = embedder.use_cache
+        for i, digest in enumerate(self.hashes):
+            cached = [
+                embedder._load(digest, v) if (use_cache and digest) else None
+                for v in self._variants
+            ]
+            if any(vec is None for vec in cached):
+                self.todo.append(i)
+            else:
+                for view, vec in zip(self._vectors, cached, strict=True):
+                    view[i] = vec
+        self.n_cached = len(self.paths) - len(self.todo)
+
+    def todo_paths(self) -> list[Path]:
+        """The files still to embed, in :attr:`todo` order."""
+        return [self.paths[i] for i in self.todo]
+
+    def add(self, j: int, vector: np.ndarray, view: int = 0) -> None:
+        """The vector of view ``view`` of the ``j``-th file of :attr:`todo`: kept and cached."""
+        i = self.todo[j]
+        self._vectors[view][i] = vector
+        if self._embedder.use_cache and self.hashes[i]:
+            self._embedder._store(self.hashes[i], self._variants[view], vector)
+
+    def embeddings(self, failures: list) -> list[Embeddings]:
+        """One :class:`Embeddings` per view, rows in the order of ``paths``."""
+        return [self._collect(view, failures) for view in self._vectors]
+
+    def _collect(self, vectors: dict[int, np.ndarray], failures: list) -> Embeddings:
+        ok = np.array(sorted(vectors), dtype=np.int64)
+        dim = next(iter(vectors.values())).shape[0] if vectors else 0
+        features = np.stack([vectors[i] for i in ok]) if len(ok) else np.zeros((0, dim), np.float32)
+        return Embeddings(
+            features=features.astype(np.float32),
+            ok_indices=ok,
+            failures=failures,
+            hashes=self.hashes,
+            n_cached=self.n_cached,
+        )
 
 
 def _mirror(images: np.ndarray) -> np.ndarray:

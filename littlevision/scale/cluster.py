@@ -47,6 +47,42 @@ def require_ray(what: str = "Running on Ray", part: str = "data") -> ModuleType:
     return ray
 
 
+def connect_ray(
+    ray: ModuleType,
+    address: str | None = None,
+    *,
+    num_cpus: int | None = None,
+    object_store_memory: int | None = None,
+) -> bool:
+    """Join ``address`` or start a local Ray unless this process is connected already.
+
+    Arguments as :func:`ray_session`, which most callers want; this is for one whose Ray
+    outlives the call (``serve_ray(..., blocking=False)``).
+
+    Returns:
+        True when Ray was started or joined here (the caller shuts it down), False when it was
+        already initialised.
+
+    Raises:
+        UserError: when the cluster cannot be reached.
+    """
+    if ray.is_initialized():
+        return False
+    common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **common)
+        else:
+            ray.init(
+                num_cpus=num_cpus or available_cores(),
+                object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
+                **common,
+            )
+    except ConnectionError as e:
+        raise UserError(f"Could not join the Ray cluster at '{address}': {e}") from None
+    return True
+
+
 @contextlib.contextmanager
 def ray_session(
     address: str | None = None,
@@ -74,21 +110,9 @@ def ray_session(
         UserError: when Ray is not installed or the cluster cannot be reached.
     """
     ray = require_ray()
-    if ray.is_initialized():
+    if not connect_ray(ray, address, num_cpus=num_cpus, object_store_memory=object_store_memory):
         yield ray
         return
-    common = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
-    try:
-        if address:
-            ray.init(address=address, **common)
-        else:
-            ray.init(
-                num_cpus=num_cpus or available_cores(),
-                object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
-                **common,
-            )
-    except ConnectionError as e:
-        raise UserError(f"Could not join the Ray cluster at '{address}': {e}") from None
     try:
         yield ray
     finally:

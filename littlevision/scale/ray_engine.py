@@ -397,31 +397,20 @@ def embed_paths_ray(
     Raises:
         UserError: Ray is not installed or the backbone is unknown.
     """
-    from littlevision.features import Embedder, Embeddings, backbone_onnx, content_hash
+    from littlevision.features import Embedder, backbone_onnx
     from littlevision.scale.cluster import plan_actors, ray_session, require_ray
 
     require_ray("Embedding on Ray")
     embedder = embedder_args if isinstance(embedder_args, Embedder) else Embedder(**embedder_args)
-    variant = "-flip" if flip else ""
-    files = [Path(p) for p in paths]
-    hashes = [content_hash(p) if p.is_file() else "" for p in files]
-    vectors: dict[int, np.ndarray] = {}
-    todo: list[int] = []
-    for i, digest in enumerate(hashes):
-        cached = embedder._load(digest, variant) if (embedder.use_cache and digest) else None
-        if cached is not None:
-            vectors[i] = cached
-        else:
-            todo.append(i)
-    n_cached = len(vectors)
+    cache = embedder.cached_views(paths, (flip,))
     failures: list = []
-    with reporter.stage("embed (ray)" + (" (mirrored)" if flip else ""), total=len(files)) as st:
-        if n_cached:
-            st.advance(n_cached)
-        if todo:
+    with reporter.stage("embed (ray)" + (" (mirrored)" if flip else ""), total=len(paths)) as st:
+        if cache.n_cached:
+            st.advance(cache.n_cached)
+        if cache.todo:
             # Exported here, once, so that no actor ever imports TensorFlow.
             model_bytes = backbone_onnx(embedder.backbone, embedder.image_size).read_bytes()
-            names = [str(files[i]) for i in todo]
+            names = [str(p) for p in cache.todo_paths()]
             with ray_session(address) as ray:
                 plan = plan_actors(ray, num_actors, threads_per_actor)
                 for batch in _run_actors(
@@ -441,24 +430,9 @@ def embed_paths_ray(
                         batch["words"],
                         strict=True,
                     ):
-                        i = todo[int(j)]
-                        if not ok:
+                        if ok:
+                            cache.add(int(j), np.array(vec, np.float32))
+                        else:
                             failures.append(_failure(names[int(j)], str(reason), str(words)))
-                            continue
-                        vec = np.array(vec, np.float32)
-                        vectors[i] = vec
-                        if embedder.use_cache and hashes[i]:
-                            embedder._store(hashes[i], variant, vec)
                     st.advance(len(batch["index"]))
-    ok_idx = np.array(sorted(vectors), dtype=np.int64)
-    dim = next(iter(vectors.values())).shape[0] if vectors else 0
-    features = (
-        np.stack([vectors[i] for i in ok_idx]) if len(ok_idx) else np.zeros((0, dim), np.float32)
-    )
-    return Embeddings(
-        features=features.astype(np.float32),
-        ok_indices=ok_idx,
-        failures=failures,
-        hashes=hashes,
-        n_cached=n_cached,
-    )
+    return cache.embeddings(failures)[0]

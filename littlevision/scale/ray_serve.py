@@ -32,10 +32,9 @@ from typing import Any
 import numpy as np
 
 from littlevision._net import is_loopback
-from littlevision._system import available_cores
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
-from littlevision.serving.batcher import BatcherClosedError, QueueFullError, Throughput
+from littlevision.serving.batcher import BatcherBase
 
 log = logging.getLogger("littlevision.serving")
 
@@ -51,7 +50,7 @@ class _Image:
     image: np.ndarray  # uint8 [S, S, 3]
 
 
-class ServeBatcher:
+class ServeBatcher(BatcherBase):
     """The app's batcher interface (``submit``/``start``/``stop``/``depth``...) on ``@serve.batch``.
 
     Every image is one Serve batch item, so ``max_batch`` counts images as the app's own
@@ -70,23 +69,10 @@ class ServeBatcher:
     def __init__(
         self, max_batch: int = 32, max_wait_ms: float = 2.0, max_queue: int = 256, on_batch=None
     ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
-        self.max_batch = int(max_batch)
-        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
-        self.max_queue = int(max_queue)
-        self.on_batch = on_batch
-        self._depth = 0
-        self._running = False
-        self._closing = False
-        self._throughput = Throughput()
+        super().__init__(max_batch, max_wait_ms, max_queue, on_batch)
+        self._running = False  # self._depth: images submitted and not yet answered
         self._executor: ThreadPoolExecutor | None = None
         self._batched = None
-
-    @property
-    def depth(self) -> int:
-        """Images submitted and not yet answered."""
-        return self._depth
 
     @property
     def running(self) -> bool:
@@ -116,10 +102,6 @@ class ServeBatcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def retry_after_s(self) -> int:
-        """Whole seconds until the current queue has likely been answered (at least 1)."""
-        return self._throughput.retry_after_s(self._depth)
-
     async def submit(self, model, images: np.ndarray) -> np.ndarray:
         """Probabilities [C] for one image [S, S, 3], [k, C] for a stack [k, S, S, 3].
 
@@ -127,13 +109,8 @@ class ServeBatcher:
             QueueFullError: when ``max_queue`` images are already waiting.
             BatcherClosedError: when stopping or not started.
         """
-        if not self.running:
-            raise BatcherClosedError("The service is shutting down.")
-        single = images.ndim == 3
-        stack = images[None] if single else images
+        stack, single = self.admit(images)
         k = int(stack.shape[0])
-        if self._depth + k > self.max_queue:
-            raise QueueFullError(self._depth, self.retry_after_s())
         self._depth += k
         try:
             rows = await asyncio.gather(*(self._batched(_Image(model, im)) for im in stack))
@@ -157,9 +134,7 @@ class ServeBatcher:
             seconds = time.perf_counter() - start
             for j, i in enumerate(rows):
                 out[i] = probs[j]
-            self._throughput.record(len(images), seconds)
-            if self.on_batch is not None:
-                self.on_batch(len(images), seconds)
+            self.record(len(images), seconds)
         return out
 
 
@@ -286,7 +261,7 @@ def serve_ray(
     Raises:
         UserError: Ray is not installed, ``run_dir`` is not a run, or ``replicas`` < 1.
     """
-    from littlevision.scale.cluster import LOCAL_OBJECT_STORE_BYTES, require_ray
+    from littlevision.scale.cluster import connect_ray, require_ray
 
     ray = require_ray("Serving on Ray", part="serve")
     from ray import serve
@@ -308,21 +283,7 @@ def serve_ray(
         serve_batching=serve_batching,
         name=name,
     )
-    owns_ray = not ray.is_initialized()
-    if owns_ray:
-        common = {
-            "include_dashboard": False,
-            "logging_level": logging.WARNING,
-            "log_to_driver": False,
-        }
-        if address:
-            ray.init(address=address, **common)
-        else:
-            ray.init(
-                num_cpus=available_cores(),
-                object_store_memory=object_store_memory or LOCAL_OBJECT_STORE_BYTES,
-                **common,
-            )
+    owns_ray = connect_ray(ray, address, object_store_memory=object_store_memory)
     owns_serve = owns_ray
     try:
         serve.start(http_options={"host": host, "port": int(port)})

@@ -72,6 +72,75 @@ class Throughput:
         return max(1, math.ceil(depth / self.images_per_s))
 
 
+class BatcherBase:
+    """What every batcher shares: its limits, admission, and the record of model calls.
+
+    The app's :class:`MicroBatcher` and Ray Serve's ``ServeBatcher`` differ in how they gather
+    batches; who gets in (``max_queue``, a closing batcher), when a refused caller should come
+    back (``Retry-After``), and what each model call reports (``on_batch``) are decided here.
+
+    Args:
+        max_batch: Most images per model call.
+        max_wait_ms: Longest an image waits for others while the model is idle.
+        max_queue: Most images waiting; :meth:`admit` raises :class:`QueueFullError` past it.
+        on_batch: Called after each model call with ``(batch_size, seconds)``, for metrics.
+    """
+
+    def __init__(
+        self,
+        max_batch: int,
+        max_wait_ms: float,
+        max_queue: int,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
+        if max_queue < 1:
+            raise ValueError(f"Expected max_queue >= 1. Received: max_queue={max_queue}")
+        self.max_batch = int(max_batch)
+        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
+        self.max_queue = int(max_queue)
+        self.on_batch = on_batch
+        self._depth = 0  # images counted against max_queue
+        self._closing = False
+        self._throughput = Throughput()
+
+    @property
+    def depth(self) -> int:
+        """Images counted against ``max_queue`` now."""
+        return self._depth
+
+    @property
+    def running(self) -> bool:  # pragma: no cover - each batcher says
+        raise NotImplementedError
+
+    def retry_after_s(self) -> int:
+        """Whole seconds until the current queue has likely been answered (at least 1)."""
+        return self._throughput.retry_after_s(self._depth)
+
+    def admit(self, images: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Check that ``images`` may queue; return them as a stack [k, S, S, 3] and whether one
+        image [S, S, 3] was given.
+
+        Raises:
+            BatcherClosedError: when the batcher is stopping or was never started.
+            QueueFullError: when the queue cannot take all the images.
+        """
+        if self._closing or not self.running:
+            raise BatcherClosedError("The service is shutting down.")
+        single = images.ndim == 3
+        stack = images[None] if single else images
+        if self._depth + int(stack.shape[0]) > self.max_queue:
+            raise QueueFullError(self._depth, self.retry_after_s())
+        return stack, single
+
+    def record(self, images: int, seconds: float, calls_at_once: int = 1) -> None:
+        """One model call answered ``images`` in ``seconds``: update Retry-After and metrics."""
+        self._throughput.record(images, seconds, calls_at_once)
+        if self.on_batch is not None:
+            self.on_batch(images, seconds)
+
+
 @dataclass(eq=False)
 class _Item:
     model: Hashable
@@ -80,7 +149,7 @@ class _Item:
     enqueued: float
 
 
-class MicroBatcher:
+class MicroBatcher(BatcherBase):
     """Gathers images into batches of at most ``max_batch`` for the model they were decoded for.
 
     Args:
@@ -107,33 +176,18 @@ class MicroBatcher:
         upcoming: Callable[[], int] | None = None,
         lanes: int = 1,
     ) -> None:
-        if max_batch < 1:
-            raise ValueError(f"Expected max_batch >= 1. Received: max_batch={max_batch}")
+        super().__init__(max_batch, max_wait_ms, max_queue, on_batch)
         if lanes < 1:
             raise ValueError(f"Expected lanes >= 1. Received: lanes={lanes}")
-        if max_queue < 1:
-            raise ValueError(f"Expected max_queue >= 1. Received: max_queue={max_queue}")
-        self.max_batch = int(max_batch)
-        self.max_wait_s = max(0.0, float(max_wait_ms)) / 1000.0
-        self.max_queue = int(max_queue)
-        self.on_batch = on_batch
         self.upcoming = upcoming
         self.lanes = int(lanes)
         self._in_model = 0  # images in the model calls running now
         self._calls: set[asyncio.Task] = set()
         self._free: asyncio.Semaphore | None = None
-        self._pending: deque[_Item] = deque()
-        self._depth = 0  # images (not items) in _pending
+        self._pending: deque[_Item] = deque()  # self._depth: images (not items) in it
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._closing = False
-        self._throughput = Throughput()
-
-    @property
-    def depth(self) -> int:
-        """Images waiting for the model now."""
-        return self._depth
 
     @property
     def in_model(self) -> int:
@@ -166,10 +220,6 @@ class MicroBatcher:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def retry_after_s(self) -> int:
-        """Whole seconds until the current queue has likely been answered (at least 1)."""
-        return self._throughput.retry_after_s(self._depth)
-
     async def submit(self, model: BatchModel, images: np.ndarray) -> np.ndarray:
         """Queue one image [S, S, 3] or a stack [k, S, S, 3]; wait for its probabilities.
 
@@ -183,13 +233,8 @@ class MicroBatcher:
             QueueFullError: when the queue cannot take all the images.
             BatcherClosedError: when the batcher is stopping or was never started.
         """
-        if self._closing or not self.running:
-            raise BatcherClosedError("The service is shutting down.")
-        single = images.ndim == 3
-        stack = images[None] if single else images
+        stack, single = self.admit(images)
         k = int(stack.shape[0])
-        if self._depth + k > self.max_queue:
-            raise QueueFullError(self._depth, self.retry_after_s())
         loop = asyncio.get_running_loop()
         futures = []
         for start in range(0, k, self.max_batch):
@@ -278,6 +323,4 @@ class MicroBatcher:
                 if not it.future.done():
                     it.future.set_result(probs[offset : offset + k])
                 offset += k
-            self._throughput.record(len(images), seconds, calls_at_once=len(self._calls))
-            if self.on_batch is not None:
-                self.on_batch(len(images), seconds)
+            self.record(len(images), seconds, calls_at_once=len(self._calls))
