@@ -32,8 +32,6 @@ from typing import Any
 from littlevision._io import file_sha256
 from littlevision.errors import UserError
 
-ONNX_INPUT = "image"
-ONNX_OUTPUT = "probabilities"
 REQUIRED_FILES = ("model.onnx", "labels.json", "card.json")
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
@@ -150,11 +148,6 @@ class Bundle:
         keras = quiet_keras()
         if not self.keras_path.is_file():
             raise UserError(f"The run folder '{self.path}' has no model.keras.")
-        # Custom layers (e.g. training-only augmentation) register themselves with
-        # keras.saving.register_keras_serializable when their module is imported.
-        import littlevision.training.registry as recipes
-
-        recipes._load_builtin()
         return keras.models.load_model(self.keras_path, compile=False)
 
     def __repr__(self) -> str:
@@ -167,9 +160,3 @@ class Bundle:
         from littlevision._display import bundle_html
 
         return bundle_html(self)
-
-    def predictor(self, threads: int | None = None):
-        """An ONNX Runtime predictor for this bundle (fast; no TensorFlow)."""
-        from littlevision.inference import Predictor
-
-        return Predictor.from_bundle(self, threads=threads)

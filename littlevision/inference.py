@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from littlevision._system import available_cores
-from littlevision.bundle import ONNX_OUTPUT as ONNX_OUTPUT_NAME
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
+from littlevision.onnx_contract import ONNX_OUTPUT as ONNX_OUTPUT_NAME
 
 
 def make_session(

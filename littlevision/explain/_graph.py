@@ -14,11 +14,13 @@ Softmax outputs are traced too: where the model's output comes from a softmax (a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from littlevision.errors import UserError
+from littlevision.models.keras_graph import is_model, walk
 
 # Layers whose 4-D output is a "feature map" a person would call a convolutional activation.
 CONV_LIKE = frozenset(
@@ -81,10 +83,6 @@ class LayerInfo:
         )
 
 
-def _is_container(layer) -> bool:
-    return hasattr(layer, "_run_through_graph") or type(layer).__name__ == "Sequential"
-
-
 Visitor = Callable[[Any, str, tuple, dict, Any], None]
 
 
@@ -99,26 +97,13 @@ def _trace(model, inputs, visit: Visitor, prefix: str):
 
     def run(layer, args: tuple, kwargs: dict):
         path = f"{prefix}{layer.name}"
-        if _is_container(layer):
-            out = _trace(layer, args[0] if len(args) == 1 else list(args), visit, path + "/")
-        else:
-            out = _call_leaf(layer, args, kwargs)
-            visit(layer, path, args, kwargs, out)
+        if is_model(layer):
+            return _trace(layer, args[0] if len(args) == 1 else list(args), visit, path + "/")
+        out = _call_leaf(layer, args, kwargs)
+        visit(layer, path, args, kwargs, out)
         return out
 
-    if type(model).__name__ == "Sequential":
-        x = inputs
-        for layer in model.layers:
-            x = run(layer, (x,), {})
-        return x
-    if not hasattr(model, "_run_through_graph"):
-        raise TypeError(f"Expected a Keras Functional or Sequential model. Received: {type(model)}")
-
-    def operation_fn(op):
-        return lambda *args, **kwargs: run(op, args, kwargs)
-
-    out = model._run_through_graph(inputs, operation_fn=operation_fn)
-    return out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out
+    return walk(model, inputs, run)
 
 
 def _input_shape(model) -> tuple:
@@ -213,14 +198,27 @@ def trace(
     return Traced(input=x, taps=taps, logits=logits, output=out, layers=infos)
 
 
+def as_keras_model(model):
+    """A keras.Model, plus the Bundle when ``model`` was a run (folder or Bundle)."""
+    from littlevision.bundle import Bundle
+
+    if isinstance(model, (str, os.PathLike)):
+        model = Bundle.load(model)
+    if isinstance(model, Bundle):
+        return model.load_keras(), model
+    if not hasattr(model, "inputs"):
+        raise TypeError(
+            f"Expected a keras.Model, a Bundle or a run folder. Received: {type(model)}"
+        )
+    return model, None
+
+
 def list_layers(model) -> list[LayerInfo]:
     """Every leaf layer of ``model`` (keras.Model, Bundle or run folder) in call order.
 
     Nested backbones are walked into; the indices are what ``--layers 3`` refers to.
     """
-    from littlevision.explain.gradcam import _as_keras_model
-
-    return trace(_as_keras_model(model)[0]).layers
+    return trace(as_keras_model(model)[0]).layers
 
 
 def resolve_layers(layers: Sequence[LayerInfo], wanted: Sequence[str | int]) -> list[LayerInfo]:

@@ -32,9 +32,9 @@ __all__ = [
 
 
 def _keras_model(model):
-    from littlevision.explain.gradcam import _as_keras_model
+    from littlevision.explain._graph import as_keras_model
 
-    return _as_keras_model(model)[0]
+    return as_keras_model(model)[0]
 
 
 def _leaf_layers(model) -> dict[str, object]:

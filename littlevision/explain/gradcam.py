@@ -29,7 +29,13 @@ import numpy as np
 from littlevision._display import PictureDisplay
 from littlevision.errors import UserError
 from littlevision.explain import _imaging
-from littlevision.explain._graph import LayerInfo, last_feature_layer, resolve_layers, trace
+from littlevision.explain._graph import (
+    LayerInfo,
+    as_keras_model,
+    last_feature_layer,
+    resolve_layers,
+    trace,
+)
 
 __all__ = ["Explainer", "GradCAMResult", "get_explainer", "gradcam", "gradcam_overlay"]
 
@@ -101,21 +107,6 @@ class GradCAMResult(PictureDisplay):
         return _imaging.figure_png(fig, dpi=80)
 
 
-def _as_keras_model(model):
-    """A keras.Model, plus the Bundle when ``model`` was a run (folder or Bundle)."""
-    from littlevision.bundle import Bundle
-
-    if isinstance(model, (str, os.PathLike)):
-        model = Bundle.load(model)
-    if isinstance(model, Bundle):
-        return model.load_keras(), model
-    if not hasattr(model, "inputs"):
-        raise TypeError(
-            f"Expected a keras.Model, a Bundle or a run folder. Received: {type(model)}"
-        )
-    return model, None
-
-
 def _preferred_layer(bundle) -> str | None:
     """The backbone's documented last conv layer, for runs whose card names a backbone."""
     backbone = bundle.card.get("backbone") if bundle is not None else None
@@ -153,7 +144,7 @@ class Explainer:
         keras = quiet_keras()
         import tensorflow as tf
 
-        self.model, bundle = _as_keras_model(model)
+        self.model, bundle = as_keras_model(model)
         self.labels = list(labels) if labels is not None else (bundle.labels if bundle else None)
         self.batch_size = int(batch_size)
         shape = tuple(self.model.inputs[0].shape[1:])

@@ -19,7 +19,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from littlevision._io import atomic_path
-from littlevision.bundle import ONNX_INPUT, ONNX_OUTPUT
+from littlevision.models.keras_graph import is_model, walk
+from littlevision.onnx_contract import ONNX_INPUT, ONNX_OUTPUT
 
 OPSET = 17
 
@@ -224,40 +225,24 @@ def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> 
         )
         y = g.op("Gemm", [x, g.const(w, hint + "_w"), g.const(b, hint + "_b")], hint)
         return _activation(g, y, _act_name(layer.activation), hint + "_act", 2), 2
-    if _is_model(layer):
+    if is_model(layer):
         return _convert_model(g, layer, args, ranks)
     raise NotImplementedError(f"ONNX export: layer '{layer.name}' of type {cls} is not supported.")
 
 
-def _is_model(layer) -> bool:
-    return hasattr(layer, "_run_through_graph") or type(layer).__name__ == "Sequential"
-
-
-def _functional(model):
-    """A Sequential model keeps its graph in a Functional twin."""
-    if type(model).__name__ == "Sequential":
-        if getattr(model, "_functional", None) is None:
-            raise NotImplementedError(
-                "ONNX export: build the Sequential model with an Input first."
-            )
-        return model._functional
-    return model
-
-
 def _convert_model(g: _Graph, model, args: list[str], ranks: dict[str, int]) -> tuple[str, int]:
-    model = _functional(model)
 
-    def call(op, *call_args, **kwargs):
+    def call(layer, call_args: tuple, kwargs: dict) -> str:
         names = [a for a in call_args if isinstance(a, str)]
         for a in call_args:
             if isinstance(a, (list, tuple)):
                 names.extend(a)
-        out, rank = _convert_layer(g, op, names, ranks)
+        out, rank = _convert_layer(g, layer, names, ranks)
         ranks[out] = rank
         g.inputs_of.setdefault(out, names)
         return out
 
-    out = model._run_through_graph(args, call_fn=call)
+    out = walk(model, args, call)
     if isinstance(out, (list, tuple)):
         if len(out) != 1:
             raise NotImplementedError("ONNX export: models with several outputs are not supported.")

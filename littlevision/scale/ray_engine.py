@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from littlevision._io import atomic_path
-from littlevision.bundle import ONNX_INPUT, Bundle
+from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.inference import PredictionCsv
+from littlevision.onnx_contract import ONNX_INPUT
 from littlevision.progress import NULL, Reporter
 
 #: Paths per Ray Data block: small enough to stream and balance, big enough to amortise the

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from littlevision.bundle import CURRENT_LINK, ONNX_INPUT, REQUIRED_FILES, Bundle
+from littlevision.bundle import CURRENT_LINK, REQUIRED_FILES, Bundle
 from littlevision.errors import UserError
 from littlevision.inference import Predictor
+from littlevision.onnx_contract import ONNX_INPUT
 
 log = logging.getLogger("littlevision.serving")
 

@@ -21,6 +21,7 @@ from littlevision._io import atomic_path, write_json
 from littlevision._system import machine
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
+from littlevision.inference import Predictor
 from littlevision.progress import Reporter, default_reporter, format_duration
 
 __all__ = ["TUTORIAL_FIGURES", "CompareRow", "Comparison", "compare", "inference_speed"]
@@ -121,7 +122,7 @@ def inference_speed(
     bundle: Bundle, images: np.ndarray, batch_size: int = 32, min_seconds: float = 2.0
 ) -> float:
     """Images per second through the bundle's ONNX model (decoded images, warm session)."""
-    predictor = bundle.predictor()
+    predictor = Predictor.from_bundle(bundle)
     batch = images[:batch_size]
     if len(batch) < batch_size:  # too few validation images: repeat them to a full batch
         batch = np.resize(batch, (batch_size, *batch.shape[1:]))

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from littlevision.bundle import ONNX_OUTPUT
 from littlevision.inference import FEATURES_OUTPUT, OnnxModel
 from littlevision.models.novelty import NOVELTY_FILE, NoveltyScorer
+from littlevision.onnx_contract import ONNX_OUTPUT
 from littlevision.progress import NULL, Reporter
 
 MAX_TRAIN_IMAGES = 2000

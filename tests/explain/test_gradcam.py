@@ -11,6 +11,7 @@ from PIL import Image
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.explain import Explainer, get_explainer, gradcam, gradcam_overlay
+from littlevision.inference import Predictor
 
 
 def test_heatmaps_have_the_input_size_and_lie_in_0_1(explainer, photo_arrays):
@@ -69,7 +70,7 @@ def test_overlay_is_a_png_of_the_photo_with_onnx_like_probabilities(explain_run,
     assert abs(overlay.size[0] - w * scale) <= 1 and abs(overlay.size[1] - h * scale) <= 1
     from littlevision.data.decode import resize_image
 
-    onnx = Bundle.load(explain_run).predictor().predict_array(resize_image(image, 224))
+    onnx = Predictor.from_bundle(Bundle.load(explain_run)).predict_array(resize_image(image, 224))
     assert probs.shape == (2,)
     np.testing.assert_allclose(probs, onnx, atol=1e-3)
     # the overlay changes the photo only where the map is: it is not a blank or a copy

@@ -12,6 +12,7 @@ import pytest
 
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
+from littlevision.inference import Predictor
 from littlevision.progress import Reporter, Stage
 from littlevision.training.run import TrainConfig, train
 from littlevision.training.scratch import CHECKPOINT_DIR, _no_interrupt, tutorial_convnet
@@ -101,7 +102,7 @@ def test_onnx_agrees_with_keras_and_inference_is_deterministic(scratch_run, smal
     model = bundle.load_keras()
     keras_probs = model.predict(images.astype("float32"), verbose=0)
     again = model(images.astype("float32"), training=False).numpy()
-    onnx_probs = bundle.predictor().predict_array(images)
+    onnx_probs = Predictor.from_bundle(bundle).predict_array(images)
     assert np.abs(onnx_probs - keras_probs).max() < 1e-4
     np.testing.assert_allclose(again, keras_probs, atol=1e-6)  # dropout off at inference
 

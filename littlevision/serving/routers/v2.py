@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from littlevision import __version__
-from littlevision.bundle import ONNX_INPUT, ONNX_OUTPUT
+from littlevision.onnx_contract import ONNX_INPUT, ONNX_OUTPUT
 from littlevision.serving.dependencies import RuntimeDep, get_model
 from littlevision.serving.errors import ApiError, error_responses
 from littlevision.serving.images import JSON_TYPES, media_type
