@@ -175,3 +175,27 @@ def test_label_next_ranks_the_inbox_and_labels_into_the_class_folder(pets, tmp_p
     assert answer["progress"]["next"]["reviewed"] == 1
     session.undo()
     assert (inbox / name).is_file() and not (pets / first.suggested / name).exists()
+
+
+def test_top_losses_with_a_run_and_gradcam_on_demand(tiny_run, small_folder, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(small_folder, data)
+    session = ReviewSession.build(ReviewConfig(data=data, run=tiny_run, quick=True))
+    losses = session.queues["losses"]
+    assert len(losses) == 40
+    scores = [it.score for it in losses]
+    assert scores == sorted(scores, reverse=True) and scores[-1] >= 0
+    worst = losses[0]
+    assert worst.check == "label_issues" and "the model says" in worst.title
+    client = TestClient(create_app(session, ThumbnailCache(tmp_path / "thumbs")))
+    state = client.get("/api/state").json()
+    assert state["gradcam"] is True
+    assert [q["name"] for q in state["queues"]] == ["findings", "losses", "all"]
+    path = worst.files[0].path
+    r = client.get("/api/gradcam", params={"p": path})
+    assert r.status_code == 200 and r.content[:8] == b"\x89PNG\r\n\x1a\n"
+    # keeping a top loss is a keep for label_issues: the doctor will not report it
+    client.post("/api/act", json={"key": worst.key, "action": "keep"})
+    from littlevision.review.journal import keep_marks
+
+    assert (path, "label_issues") in keep_marks(data)
