@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 DATASETS = Path(os.environ.get("LITTLEVISION_DATASETS", REPO.parent / "shared" / "datasets"))
 OUT = REPO / ".bench"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+C_HEAD = 100.0  # as littlevision.review.queues.fit_probabilities
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
@@ -77,7 +78,7 @@ def label_next_benchmark(seeds=(0, 1, 2), n_labelled=50, n_pick=100) -> dict:
     y_va = np.array([y for _, y in files["validation"]])
 
     def fit_eval(idx: np.ndarray) -> tuple[float, float]:
-        m = LogisticRegression(C=1.0, max_iter=2000).fit(feats["train"][idx], y_tr[idx])
+        m = LogisticRegression(C=C_HEAD, max_iter=3000).fit(feats["train"][idx], y_tr[idx])
         p = m.predict_proba(feats["validation"])
         return float((p.argmax(1) == y_va).mean()), float(log_loss(y_va, p))
 
@@ -88,7 +89,7 @@ def label_next_benchmark(seeds=(0, 1, 2), n_labelled=50, n_pick=100) -> dict:
             [rng.choice(np.flatnonzero(y_tr == c), n_labelled, replace=False) for c in (0, 1)]
         )
         pool = np.setdiff1d(np.arange(len(y_tr)), labelled)
-        base = LogisticRegression(C=1.0, max_iter=2000).fit(
+        base = LogisticRegression(C=C_HEAD, max_iter=3000).fit(
             feats["train"][labelled], y_tr[labelled]
         )
         probs = base.predict_proba(feats["train"][pool])
@@ -156,7 +157,8 @@ def browser_context(p, profile: Path):
 
 
 _VISIBLE_DONE = """() => {
-  const imgs = Array.from(document.querySelectorAll('#strip img, #detail img'));
+  const strip = Array.from(document.querySelectorAll('#strip button img')).slice(0, 120);
+  const imgs = strip.concat(Array.from(document.querySelectorAll('#detail img')));
   const seen = imgs.filter(i => { const r = i.getBoundingClientRect();
     return r.bottom > 0 && r.top < innerHeight && r.width > 0; });
   return seen.length > 0 && seen.every(i => i.complete && i.naturalWidth > 0);
@@ -171,7 +173,7 @@ def open_page(p, url: str, profile: Path) -> dict:
         page.goto(url + "#all")
         page.wait_for_selector("body[data-ready='1']", timeout=60000)
         ready = time.perf_counter() - t
-        page.wait_for_function(_VISIBLE_DONE, timeout=120000, polling=20)
+        page.wait_for_function(_VISIBLE_DONE, timeout=120000, polling="raf")
         shown = time.perf_counter() - t
         n = page.locator("#strip button").count()
         return {"ready_s": ready, "thumbnails_shown_s": shown, "items": n}

@@ -81,16 +81,42 @@ class Journal:
         self.session = session or new_session()
         self._began = False
         self._n = 0
+        self._cache: tuple[list[dict[str, Any]], int, tuple[int, int] | None] = ([], 0, None)
 
     @property
     def path(self) -> Path:
         return self.quarantine / JOURNAL
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record of the journal, oldest first (``[]`` when there is none yet)."""
-        if not self.path.is_file():
+        """Every record of the journal, oldest first (``[]`` when there is none yet).
+
+        The file is append-only, so only the bytes added since the last call are parsed
+        (whoever appended them: this session, another tab's request, another process); a file
+        that shrank or was replaced is read again from the start.
+        """
+        try:
+            st = self.path.stat()
+        except OSError:
+            self._cache = ([], 0, None)
             return []
-        return read_journal(self.quarantine)
+        records, offset, ident = self._cache
+        if ident != (st.st_dev, st.st_ino) or st.st_size < offset:
+            records, offset = [], 0
+        if st.st_size > offset:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            end = chunk.rfind(b"\n") + 1  # a line still being written is read next time
+            for line in chunk[:end].splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a crash: its action never happened
+                if isinstance(rec, dict):
+                    records.append(rec)
+            offset += end
+        self._cache = (records, offset, (st.st_dev, st.st_ino))
+        return list(records)
 
     @contextmanager
     def locked(self) -> Iterator[None]:

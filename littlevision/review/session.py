@@ -70,6 +70,10 @@ class ReviewSession:
         if self.journal is None:
             self.journal = Journal(self.target.root)
         self._items = {it.key: it for items in self.queues.values() for it in items}
+        self._showing: dict[tuple[str, str], set[str]] = {}
+        for it in self._items.values():
+            for f in it.files:
+                self._showing.setdefault((f.where, f.path), set()).add(it.key)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -202,14 +206,32 @@ class ReviewSession:
             where, path = nxt
         return where, path
 
+    def _ref_state(self, ref: FileRef, moved) -> dict[str, Any]:
+        where, path = self._now(ref, moved)
+        return {
+            "where": ref.where,
+            "path": ref.path,
+            "label": ref.label,
+            "role": ref.role,
+            "now_where": where,
+            "now": path,
+        }
+
     def item_state(self, item: QueueItem, status, moved) -> dict[str, Any]:
-        d = item.to_dict()
-        for refs in (d["files"], d["context"]):
-            for ref in refs:
-                where, path = self._now(FileRef(**ref), moved)
-                ref["now_where"], ref["now"] = where, path
-        d["done"] = status.get(item.key)
-        return d
+        """One item as the page sees it: where its files are now, and its answer."""
+        return {
+            "key": item.key,
+            "queue": item.queue,
+            "title": item.title,
+            "files": [self._ref_state(f, moved) for f in item.files],
+            "context": [self._ref_state(f, moved) for f in item.context],
+            "check": item.check,
+            "severity": item.severity,
+            "suggested": item.suggested,
+            "score": item.score,
+            "target": item.target,
+            "done": status.get(item.key),
+        }
 
     def progress(self, status) -> dict[str, dict[str, int]]:
         return {
