@@ -27,6 +27,13 @@ _EXPORTS = {
     "create_backbone": "littlevision.models",
     "list_backbones": "littlevision.models",
     "UserError": "littlevision.errors",
+    "retrain": "littlevision.lifecycle",
+    "versions": "littlevision.lifecycle",
+    "rollback": "littlevision.lifecycle",
+    "GateRule": "littlevision.lifecycle",
+    "RetrainResult": "littlevision.lifecycle",
+    "VersionInfo": "littlevision.lifecycle",
+    "RollbackResult": "littlevision.lifecycle",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -400,6 +400,7 @@ def _register_optional() -> None:
         "littlevision.serving.cli",
         "littlevision.training.cli",
         "littlevision.review.cli",
+        "littlevision.lifecycle.cli",
     ):
         try:
             mod = importlib.import_module(module)
