@@ -47,7 +47,7 @@ def test_train_evaluate_predict_info(cli_run, small_folder, tmp_path):
     )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(open(out_csv, encoding="utf-8")))
-    assert list(rows[0]) == ["path", "label", "score", "cats", "dogs"]
+    assert list(rows[0]) == ["path", "label", "score", "cats", "dogs", "unknown", "novelty"]
     assert len(rows) == 21
     cats = [r for r in rows if "/cats/" in r["path"]]
     assert sum(r["label"] == "cats" for r in cats) >= 18
