@@ -267,6 +267,11 @@ class Dataset(Sequence[Item]):
         images = _existing_folder(images_dir, "images folder")
         header, rows = _read_csv(csv_file)
         id_col, label_col = _pick_columns(csv_path, header, id_col, label_col)
+        if not rows:
+            raise UserError(
+                f"The labels file '{csv_path}' has a header row ({', '.join(header)}) but no "
+                "rows: expected one row per image."
+            )
         id_pos, label_pos = header.index(id_col), header.index(label_col)
 
         finder = _FileFinder(images)
@@ -728,12 +733,14 @@ def _pick_columns(
     if label_col is None or label_col == id_col:
         raise UserError(
             f"Cannot tell which column of '{csv_path}' holds the labels (columns: {found}); "
-            "pass label_col=..."
+            "name it label, class or category (from Python: "
+            "Dataset.from_csv(..., label_col=NAME))."
         )
     if id_col is None:
         raise UserError(
             f"Cannot tell which column of '{csv_path}' holds the image file names "
-            f"(columns: {found}); pass id_col=..."
+            f"(columns: {found}); name it filename, path, image or id (from Python: "
+            "Dataset.from_csv(..., id_col=NAME))."
         )
     return id_col, label_col
 

@@ -75,6 +75,19 @@ class ApiError(HTTPException):
         self.message = message
 
 
+def echo(value: object, limit: int = 80) -> str:
+    """A client's value quoted in an error message, cut to about ``limit`` characters.
+
+    Errors say what they received, but a 1 MB label must not come back as a 1 MB answer (nor
+    fill a log): longer values are cut and their length given.
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(value) if isinstance(value, str | bytes | list | tuple | dict) else len(text)
+    return f"{text[:limit]}... ({size} long)"
+
+
 def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
     return JSONResponse(
         {"error": code, "message": message, "status": status}, status_code=status, headers=headers
@@ -108,7 +121,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         details = []
-        for err in exc.errors():
+        for err in exc.errors()[:10]:  # a body with thousands of errors gets the first ten
             err = {k: v for k, v in err.items() if k not in ("input", "ctx", "url")}
             details.append(jsonable_encoder(err))
         where = "; ".join(

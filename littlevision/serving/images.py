@@ -20,7 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
-from littlevision.serving.errors import ApiError
+from littlevision.serving.errors import ApiError, echo
 
 RAW_TYPES = ("application/octet-stream",)
 JSON_TYPES = ("application/json",)
@@ -123,10 +123,12 @@ async def read_form(request: Request, max_files: int):
                 413, "too_many_images", f"Expected at most {max_files} images in one request."
             ) from None
         raise ApiError(
-            400, "invalid_multipart", f"The multipart body is malformed: {detail}"
+            400, "invalid_multipart", f"The multipart body is malformed: {detail[:200]}"
         ) from None
     except Exception as e:  # python-multipart's own errors for broken bodies
-        raise ApiError(400, "invalid_multipart", f"The multipart body is malformed: {e}") from None
+        raise ApiError(
+            400, "invalid_multipart", f"The multipart body is malformed: {str(e)[:200]}"
+        ) from None
 
 
 def parse_json(body: bytes) -> object:
@@ -170,18 +172,27 @@ async def read_upload(request: Request, text_fields: tuple[str, ...] = ()) -> Up
     kind = media_type(request)
     fields: dict[str, str] = {}
     if kind == MULTIPART:
-        form = await read_form(request, max_files=1)
+        # room for the text fields to come as file parts too, so that is a clear 422, not 413
+        form = await read_form(request, max_files=1 + len(text_fields))
         upload = form.get("file")
         for name in text_fields:
             value = form.get(name)
             if isinstance(value, str):
                 fields[name] = value
+            elif value is not None:
+                raise ApiError(
+                    422,
+                    "invalid_field",
+                    f"Expected field '{name}' to be text. Received: a file part",
+                )
+        if sum(isinstance(v, UploadFile) for _, v in form.multi_items()) > 1:
+            raise ApiError(413, "too_many_images", "Expected one image in multipart field 'file'.")
         if upload is None:
             raise ApiError(
                 422,
                 "missing_field",
                 "Expected the image in multipart field 'file'. Received fields: "
-                f"{sorted(form.keys()) or 'none'}",
+                f"{echo(sorted(form.keys())) if form else 'none'}",
             )
         if not isinstance(upload, UploadFile):
             raise ApiError(
@@ -201,7 +212,8 @@ async def read_upload(request: Request, text_fields: tuple[str, ...] = ()) -> Up
             raise ApiError(
                 422,
                 "missing_field",
-                f"Expected JSON field 'image_base64'. Received fields: {sorted(obj) or 'none'}",
+                f"Expected JSON field 'image_base64'. Received fields: "
+                f"{echo(sorted(obj)) if obj else 'none'}",
             )
         for name in text_fields:
             if isinstance(obj.get(name), str):
@@ -217,7 +229,7 @@ async def read_upload(request: Request, text_fields: tuple[str, ...] = ()) -> Up
         415,
         "unsupported_media_type",
         f"Expected multipart/form-data (field 'file'), an image/* body or JSON with "
-        f"'image_base64'. Received: Content-Type '{kind or 'none'}'",
+        f"'image_base64'. Received: Content-Type {echo(kind) if kind else 'none'}",
     )
 
 
@@ -234,7 +246,7 @@ async def read_uploads(request: Request, max_images: int) -> list[Upload]:
             415,
             "unsupported_media_type",
             "Expected multipart/form-data with the images in fields 'files'. "
-            f"Received: Content-Type '{kind or 'none'}'",
+            f"Received: Content-Type {echo(kind) if kind else 'none'}",
         )
     form = await read_form(request, max_files=max_images)
     uploads = []
@@ -250,6 +262,6 @@ async def read_uploads(request: Request, max_images: int) -> list[Upload]:
             422,
             "missing_field",
             "Expected one or more images in multipart fields 'files'. Received fields: "
-            f"{sorted(form.keys()) or 'none'}",
+            f"{echo(sorted(form.keys())) if form else 'none'}",
         )
     return uploads

@@ -91,6 +91,8 @@ class Runtime:
         self._decode_pool = ThreadPoolExecutor(workers, thread_name_prefix="lv-decode")
         self._explain_pool = ThreadPoolExecutor(1, thread_name_prefix="lv-explain")
         model = await self.store.load_initial()
+        if self.settings.explain and self.settings.warm_explain:
+            await self.run_in_explain_thread(_warm_explain, model)
         await self.batcher.start()
         if self.settings.watch_interval_s > 0:
             self._watch_task = asyncio.create_task(
@@ -304,3 +306,26 @@ class Runtime:
 
     def _on_reload(self, result: ReloadResult) -> None:
         self.metrics.reloads.inc(result="success" if result.ok else "failure")
+
+
+def _warm_explain(model: LoadedModel) -> None:
+    """Import TensorFlow, load the Keras model and run one Grad-CAM (``--warm-explain``).
+
+    A failure is logged, not raised: predictions do not need Grad-CAM, and ``/v1/explain``
+    answers 501 with the reason.
+    """
+    import time
+
+    started = time.perf_counter()
+    try:
+        if not model.bundle.keras_path.is_file():
+            log.warning("--warm-explain: this run has no model.keras; /v1/explain will answer 501")
+            return
+        from littlevision.explain.gradcam import gradcam_overlay
+
+        size = model.image_size
+        gradcam_overlay(model.bundle, np.zeros((size, size, 3), np.uint8), class_index=0)
+    except Exception as e:  # noqa: BLE001 - any failure leaves predictions serving
+        log.warning("--warm-explain: Grad-CAM could not be loaded (%s); /v1/explain will fail", e)
+        return
+    log.info("Grad-CAM loaded and warmed in %.1f s", time.perf_counter() - started)

@@ -139,6 +139,11 @@ class ServeSettings:
             together (counted as they arrive, released when the request is answered). A body
             that would pass it gets 429: with ``max_parses`` this bounds the memory of uploads
             under any load, while a slow client (which holds few bytes) never starves others.
+        explain: Serve ``/v1/explain``. Its first call imports TensorFlow and loads the Keras
+            model, which takes the process from about 260 MB to about 1 GB (docs/serving.md);
+            ``--no-explain`` keeps a service lean (``/v1/explain`` then answers 501).
+        warm_explain: Load TensorFlow and the Keras model and run one Grad-CAM at start-up, so
+            the first ``/v1/explain`` is not slow (the memory is taken at once instead).
         max_parses: Most v2 ``infer`` JSON bodies parsed at once. Parsing a tensor sent as JSON
             costs several times its size in memory (docs/serving.md), so this bounds it; the
             others wait their turn (inside ``request_timeout_s``).
@@ -206,6 +211,14 @@ class ServeSettings:
             to_setting=lambda mb: int(mb * MB),
             from_setting=lambda n: n / MB,
         ),
+    )
+    explain: bool = field(
+        default=True,
+        metadata=cli("Serve /v1/explain (its first call loads TensorFlow: about +750 MB)."),
+    )
+    warm_explain: bool = field(
+        default=False,
+        metadata=cli("Load Grad-CAM at start-up so the first /v1/explain is not slow."),
     )
     max_parses: int = field(
         default=2, metadata=cli("Most v2 infer JSON bodies parsed at once (bounds memory).")

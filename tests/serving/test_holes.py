@@ -255,3 +255,68 @@ def test_header_values_are_percent_encoded_unless_printable_ascii():
     assert _header_safe("cats") == "cats"
     assert _header_safe("chat noir") == "chat noir"
     assert _header_safe("ñ") == "%C3%B1"
+
+
+# -- smaller findings ----------------------------------------------------------------------------
+
+
+def test_a_huge_label_is_not_echoed_whole(client, photo):
+    label = "x" * 1_000_000
+    r = client.post(
+        "/v1/feedback", files={"file": ("a.jpg", photo, "image/jpeg")}, data={"label": label}
+    )
+    assert r.status_code == 422 and r.json()["error"] == "unknown_label"
+    assert len(r.content) < 2000 and "1000000 long" in r.json()["message"]
+
+
+def test_a_json_body_with_thousands_of_keys_gets_a_short_message(client):
+    body = json.dumps({f"key{i}": i for i in range(10000)})
+    r = client.post("/v1/predict", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"] == "missing_field"
+    assert len(r.content) < 2000
+
+
+def test_a_label_sent_as_a_file_part_is_a_422(client, photo, served):
+    label = served.labels[0].encode()
+    r = client.post(
+        "/v1/feedback",
+        files={"file": ("a.jpg", photo, "image/jpeg"), "label": ("label.txt", label, "text/plain")},
+    )
+    assert (r.status_code, r.json()["error"]) == (422, "invalid_field"), r.text
+    assert "label" in r.json()["message"]
+
+
+def test_two_images_for_one_is_still_413(client, photo):
+    r = client.post(
+        "/v1/predict",
+        files=[("file", ("a.jpg", photo, "image/jpeg")), ("file", ("b.jpg", photo, "image/jpeg"))],
+    )
+    assert (r.status_code, r.json()["error"]) == (413, "too_many_images")
+
+
+def test_no_explain_answers_501_and_never_loads_tensorflow(make_client, photo):
+    import sys
+
+    client = make_client(explain=False)
+    r = client.post("/v1/explain", content=photo, headers={"Content-Type": "image/jpeg"})
+    assert (r.status_code, r.json()["error"]) == (501, "explain_disabled")
+    assert (
+        client.post(
+            "/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"}
+        ).status_code
+        == 200
+    )
+    if "tensorflow" not in sys.modules:  # another test may have imported it in this process
+        assert "tensorflow" not in sys.modules
+
+
+def test_warm_explain_without_a_keras_model_still_serves(make_client, photo, caplog):
+    with caplog.at_level("WARNING", logger="littlevision.serving"):
+        client = make_client(warm_explain=True)
+    assert "no model.keras" in caplog.text
+    assert (
+        client.post(
+            "/v1/predict", content=photo, headers={"Content-Type": "image/jpeg"}
+        ).status_code
+        == 200
+    )

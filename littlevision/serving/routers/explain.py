@@ -42,6 +42,12 @@ def get_explainer(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Explaine
     neither the event loop nor predictions wait for it. Tests may override this dependency.
     """
     max_pixels = runtime.settings.max_pixels or MAX_PIXELS
+    if not runtime.settings.explain:
+        raise ApiError(
+            501,
+            "explain_disabled",
+            "This service runs without Grad-CAM (--no-explain). Predictions still work.",
+        )
 
     def explain(model: LoadedModel, data: bytes, class_index: int) -> bytes:
         if not model.bundle.keras_path.is_file():

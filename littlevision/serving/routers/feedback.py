@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from littlevision._io import write_bytes
 from littlevision.serving.dependencies import ApiKeyDep, RuntimeDep
-from littlevision.serving.errors import ApiError, error_responses
+from littlevision.serving.errors import ApiError, echo, error_responses
 from littlevision.serving.images import IMAGE_BODY_DOC, MULTIPART, read_upload
 from littlevision.serving.schemas import FeedbackResponse
 
@@ -93,13 +93,13 @@ async def feedback(
             raise ApiError(
                 422,
                 "missing_field",
-                f"Expected field 'label', one of {model.labels}. Received: none",
+                f"Expected field 'label', one of {echo(model.labels, 200)}. Received: none",
             )
         if label not in model.labels:
             raise ApiError(
                 422,
                 "unknown_label",
-                f"Expected label to be one of {model.labels}. Received: {label!r}",
+                f"Expected label to be one of {echo(model.labels, 200)}. Received: {echo(label)}",
             )
         # Decoding proves it is an image the trainer can read; the array itself is not kept.
         await runtime.decode(upload.data, model.image_size)
@@ -132,7 +132,7 @@ def save_feedback(
     """
     if not label or label in (".", "..") or any(c in label for c in "/\\\x00"):
         raise ApiError(
-            422, "unknown_label", f"The label {label!r} cannot be used as a folder name."
+            422, "unknown_label", f"The label {echo(label)} cannot be used as a folder name."
         )
     ext = sniff_extension(data)
     if ext is None:  # a format the decoder reads but we do not recognise: store it as PNG
@@ -149,7 +149,7 @@ def save_feedback(
     target = folder / f"{digest}.{ext}"
     if not target.resolve().is_relative_to(root):
         raise ApiError(
-            422, "unknown_label", f"The label {label!r} cannot be used as a folder name."
+            422, "unknown_label", f"The label {echo(label)} cannot be used as a folder name."
         )
     relative = f"{FEEDBACK_DIR}/{label}/{target.name}"
     if target.exists():

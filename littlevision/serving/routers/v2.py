@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 from littlevision import __version__
 from littlevision.onnx_contract import ONNX_INPUT, ONNX_OUTPUT
 from littlevision.serving.dependencies import RuntimeDep, get_model
-from littlevision.serving.errors import ApiError, error_responses
+from littlevision.serving.errors import ApiError, echo, error_responses
 from littlevision.serving.images import JSON_TYPES, media_type
 from littlevision.serving.model_store import LoadedModel
 
@@ -96,7 +96,9 @@ def named_model(
     """The served model when the path names it; 404 otherwise."""
     if model_name != model.name:
         raise ApiError(
-            404, "model_not_found", f"Expected model name '{model.name}'. Received: '{model_name}'"
+            404,
+            "model_not_found",
+            f"Expected model name '{model.name}'. Received: {echo(model_name)}",
         )
     return model
 
@@ -109,7 +111,7 @@ def _check_version(model: LoadedModel, version: str) -> None:
         raise ApiError(
             404,
             "model_not_found",
-            f"Expected version '{model.version}' (the one being served). Received: '{version}'",
+            f"Expected version '{model.version}' (the one being served). Received: {echo(version)}",
         )
 
 
@@ -268,7 +270,7 @@ def parse_infer_request(
     for wanted in request.outputs or []:
         if wanted.name != ONNX_OUTPUT:
             raise ApiError(
-                400, "bad_tensor", f"Expected output '{ONNX_OUTPUT}'. Received: '{wanted.name}'"
+                400, "bad_tensor", f"Expected output '{ONNX_OUTPUT}'. Received: {echo(wanted.name)}"
             )
     return request.id, tensor_to_images(request.inputs[0], size, max_images)
 
@@ -279,7 +281,7 @@ async def _infer(request: Request, model: LoadedModel, runtime) -> dict:
         raise ApiError(
             415,
             "unsupported_media_type",
-            f"Expected Content-Type application/json. Received: '{kind}'",
+            f"Expected Content-Type application/json. Received: {echo(kind)}",
         )
     # Admission before anything is read or parsed: a full service says 429 at once. The body
     # is then read (bounded in size and time) and parsed at most max_parses at a time.
@@ -321,12 +323,12 @@ def tensor_to_images(tensor: RequestInput, size: int, max_images: int) -> np.nda
         return ApiError(400, "bad_tensor", message)
 
     if tensor.name != ONNX_INPUT:
-        raise bad(f"Expected input '{ONNX_INPUT}'. Received: '{tensor.name}'")
+        raise bad(f"Expected input '{ONNX_INPUT}'. Received: {echo(tensor.name)}")
     if tensor.datatype.upper() != "UINT8":
-        raise bad(f"Expected datatype UINT8. Received: {tensor.datatype}")
+        raise bad(f"Expected datatype UINT8. Received: {echo(tensor.datatype)}")
     shape = tensor.shape
     if len(shape) != 4 or shape[1:] != [size, size, 3] or shape[0] < 1:
-        raise bad(f"Expected shape [N, {size}, {size}, 3] with N >= 1. Received: {shape}")
+        raise bad(f"Expected shape [N, {size}, {size}, 3] with N >= 1. Received: {echo(shape)}")
     if shape[0] > max_images:
         raise ApiError(
             413,
@@ -343,7 +345,7 @@ def tensor_to_images(tensor: RequestInput, size: int, max_images: int) -> np.nda
         )
     expected = int(np.prod(shape))
     if values.size != expected:
-        raise bad(f"Expected {expected} values for shape {shape}. Received: {values.size}")
+        raise bad(f"Expected {expected} values for shape {echo(shape)}. Received: {values.size}")
     if values.size and (values.min() < 0 or values.max() > 255):
         raise bad("Expected pixel values 0-255. Received: values outside that range")
     return values.reshape(shape).astype(np.uint8)
