@@ -43,6 +43,8 @@ class BackboneSpec:
         feature_dim: Width of the pooled feature vector (``include_top=False, pooling="avg"``).
         last_conv_layer: Name of the layer whose output is the last feature map (Grad-CAM).
         weights_package: The pip package holding its pretrained weights, or None.
+        finetune_image_size: Input side the ``finetune`` recipe trains it at by default
+            (default: ``image_size``).
     """
 
     name: str
@@ -50,6 +52,11 @@ class BackboneSpec:
     feature_dim: int
     last_conv_layer: str
     weights_package: str | None = None
+    finetune_image_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.finetune_image_size is None:
+            object.__setattr__(self, "finetune_image_size", self.image_size)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,7 @@ def register_backbone(
     feature_dim: int,
     last_conv_layer: str,
     weights_package: str | None = None,
+    finetune_image_size: int | None = None,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register a backbone builder under ``name``.
 
@@ -80,6 +88,7 @@ def register_backbone(
         feature_dim: See :class:`BackboneSpec`.
         last_conv_layer: See :class:`BackboneSpec`.
         weights_package: See :class:`BackboneSpec`.
+        finetune_image_size: See :class:`BackboneSpec`.
 
     Returns:
         A decorator that registers the function and returns it unchanged.
@@ -87,7 +96,14 @@ def register_backbone(
     Raises:
         ValueError: ``name`` is already registered.
     """
-    spec = BackboneSpec(name, int(image_size), int(feature_dim), last_conv_layer, weights_package)
+    spec = BackboneSpec(
+        name,
+        int(image_size),
+        int(feature_dim),
+        last_conv_layer,
+        weights_package,
+        None if finetune_image_size is None else int(finetune_image_size),
+    )
 
     def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
         if name in _REGISTRY:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from littlevision.metrics import log_loss
 from littlevision.progress import NULL, Reporter
 from littlevision.training.base import FitResult, Recipe
-from littlevision.training.registry import create_recipe, register_recipe
+from littlevision.training.registry import create_recipe, get_recipe_class, register_recipe
 
 __all__ = ["Auto", "Choice", "choose_recipe"]
 
@@ -116,6 +116,11 @@ class Auto(Recipe):
         self.seed = seed
         self.resume = resume
 
+    @property
+    def model_backbone_(self) -> str | None:
+        """The backbone inside the chosen model: none when ``scratch`` was chosen."""
+        return None if getattr(self, "chosen_", None) == "scratch" else self.backbone
+
     def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
         reporter.log("auto: fitting the bottleneck model first (the quick validation check)")
         quick = create_recipe("bottleneck", backbone=self.backbone, seed=self.seed)
@@ -128,13 +133,13 @@ class Auto(Recipe):
         if choice.recipe == "bottleneck":
             result = first
         else:
-            params = {"seed": self.seed, "resume": self.resume}
-            if choice.recipe != "scratch":
-                params["backbone"] = self.backbone
-            if self.image_size:
-                params["image_size"] = self.image_size
-            if self.epochs:
-                params["epochs"] = self.epochs
+            params = get_recipe_class(choice.recipe).settings(
+                seed=self.seed,
+                resume=self.resume,
+                backbone=self.backbone,
+                image_size=self.image_size or None,
+                epochs=self.epochs or None,
+            )
             chosen = create_recipe(choice.recipe, **params)
             chosen.fit(train, val, reporter=reporter, output=output)
             result = chosen.result
@@ -142,8 +147,6 @@ class Auto(Recipe):
                 **{f"bottleneck_{k}": v for k, v in first.timings.items()},
                 **result.timings,
             }
-        if choice.recipe == "scratch":
-            self.backbone = None
         self.chosen_ = choice.recipe
         result.info = {
             **result.info,

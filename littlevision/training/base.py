@@ -34,10 +34,34 @@ class Recipe:
     name = "recipe"
     backbone: str | None = None
 
+    @classmethod
+    def param_names(cls) -> frozenset[str]:
+        """The settings this recipe takes: the keyword arguments of its ``__init__``.
+
+        Callers that pass shared settings (``backbone``, ``epochs``, ``image_size``) to whichever
+        recipe was named ask this instead of knowing each recipe.
+        """
+        import inspect
+
+        params = inspect.signature(cls.__init__).parameters
+        return frozenset(p for p in params if p != "self")
+
+    @classmethod
+    def settings(cls, **shared: Any) -> dict[str, Any]:
+        """The items of ``shared`` this recipe takes (None values left out: the recipe's
+        default applies)."""
+        names = cls.param_names()
+        return {k: v for k, v in shared.items() if k in names and v is not None}
+
     def get_params(self) -> dict[str, Any]:
         return {
             k: v for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_")
         }
+
+    @property
+    def model_backbone_(self) -> str | None:
+        """The pretrained backbone inside the fitted model (None when trained from scratch)."""
+        return self.backbone
 
     def fit(self, train, val, reporter: Reporter = NULL, output=None) -> Recipe:
         """Learn from ``train``, measure on ``val``; sets ``result_`` and ``classes_``.

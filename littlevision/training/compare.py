@@ -8,7 +8,6 @@ cats vs dogs the tutorial's published figures are shown beside ours.
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -139,12 +138,6 @@ def _is_cats_vs_dogs(classes: list[str]) -> bool:
     return names == ["cat", "dog"]
 
 
-def _takes(recipe: str, param: str) -> bool:
-    from littlevision.training.registry import create_recipe
-
-    return param in inspect.signature(type(create_recipe(recipe)).__init__).parameters
-
-
 def compare(
     data,
     output: str | os.PathLike,
@@ -170,7 +163,7 @@ def compare(
     """
     from dataclasses import replace
 
-    from littlevision.training.registry import list_recipes
+    from littlevision.training.registry import get_recipe_class, list_recipes
     from littlevision.training.run import TrainConfig, train
 
     reporter = reporter or default_reporter()
@@ -195,7 +188,7 @@ def compare(
     probe_images = None
     for name in recipes:
         reporter.log(f"compare: training {name}")
-        params = {"epochs": epochs} if epochs and _takes(name, "epochs") else {}
+        params = get_recipe_class(name).settings(epochs=epochs or None)
         t0 = time.perf_counter()
         bundle = train(
             data, output / name, replace(config, recipe=name), reporter=reporter, **params

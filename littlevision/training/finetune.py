@@ -136,9 +136,9 @@ class Finetune(Recipe):
 
     Args:
         backbone: Registered backbone name.
-        image_size: Input side. Default: 288 for ``lite0`` (a larger input than the 224 the
-            backbone was pretrained at: on cats-vs-dogs, whose photos are ~400 px, it is worth a
-            third fewer errors), the backbone's own size for the others.
+        image_size: Input side. Default: the backbone's ``finetune_image_size`` (288 for
+            ``lite0``, a larger input than the 224 it was pretrained at: on cats-vs-dogs, whose
+            photos are ~400 px, it is worth a third fewer errors).
         epochs: The most epochs; early stopping usually ends sooner.
         batch_size: Examples per step.
         learning_rate: Peak Adam learning rate, decayed to 0 by a cosine over ``epochs``.
@@ -185,7 +185,7 @@ class Finetune(Recipe):
 
         if self.image_size:
             return int(self.image_size)
-        return 288 if self.backbone == "lite0" else int(get_backbone_spec(self.backbone).image_size)
+        return int(get_backbone_spec(self.backbone).finetune_image_size)
 
     def _check(self) -> aug.AffineAugment:
         for name in ("epochs", "batch_size", "views", "patience"):

@@ -27,12 +27,17 @@ def list_recipes() -> list[str]:
     return sorted(_RECIPES)
 
 
-def create_recipe(name: str, **params):
-    """A recipe object configured with ``params``."""
+def get_recipe_class(name: str) -> type:
+    """The class registered as ``name`` (to ask what it takes before making one)."""
     _load_builtin()
     if name not in _RECIPES:
         raise UserError(f"Unknown recipe '{name}'. Known recipes: {', '.join(sorted(_RECIPES))}.")
-    return _RECIPES[name](**params)
+    return _RECIPES[name]
+
+
+def create_recipe(name: str, **params):
+    """A recipe object configured with ``params``."""
+    return get_recipe_class(name)(**params)
 
 
 def _load_builtin() -> None:

