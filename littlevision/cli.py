@@ -2,7 +2,7 @@
 
 Each verb parses its arguments, calls one library function, shows the result and returns an
 exit code: 0 done, 1 a check failed (``doctor --fail-on``), 2 a user mistake (one sentence, no
-traceback).
+traceback), 3 a crash of littlevision itself (one line naming a log file with the traceback).
 """
 
 from __future__ import annotations
@@ -417,7 +417,20 @@ _register_optional()
 
 
 def main() -> None:
-    app()
+    """The ``littlevision`` command. Exit codes: 0 done, 1 findings (``doctor --fail-on``),
+    2 a user mistake (one sentence), 3 a crash (one line naming the log with the traceback),
+    130 interrupted."""
+    from littlevision import _crash
+
+    try:
+        app()
+    except Exception as e:  # not a UserError (friendly answers those): a bug of ours
+        try:
+            log = _crash.write_crash_log(e)
+        except Exception:  # noqa: BLE001 - nowhere to write the log: show the traceback
+            raise e from None
+        console.print(_crash.crash_line(e, log), highlight=False, markup=False, soft_wrap=True)
+        sys.exit(_crash.EXIT_CRASH)
 
 
 if __name__ == "__main__":
