@@ -19,6 +19,7 @@ import numpy as np
 from littlevision.errors import UserError
 from littlevision.explain import _imaging
 from littlevision.explain._graph import LayerInfo, resolve_layers, trace
+from littlevision.models.keras_graph import is_model
 
 __all__ = [
     "AscentConfig",
@@ -43,9 +44,7 @@ def _leaf_layers(model) -> dict[str, object]:
 
     def walk(m, prefix: str) -> None:
         for layer in m.layers:
-            if hasattr(layer, "layers") and (
-                hasattr(layer, "_run_through_graph") or type(layer).__name__ == "Sequential"
-            ):
+            if hasattr(layer, "layers") and is_model(layer):
                 walk(layer, f"{prefix}{layer.name}/")
             else:
                 out[f"{prefix}{layer.name}"] = layer

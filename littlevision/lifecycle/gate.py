@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from littlevision.bundle import Bundle
+from littlevision.inference import Predictor
 
 EPS = 1e-15
 
@@ -124,7 +125,7 @@ class Scorer:
             emb = self.embedder.embed_paths(paths)
             kernel, bias = self.head
             return _softmax(emb.features @ kernel + bias), emb.ok_indices
-        preds = self.bundle.predictor().predict_paths(paths)
+        preds = Predictor.from_bundle(self.bundle).predict_paths(paths)
         index = {str(p): i for i, p in enumerate(paths)}
         return preds.probabilities, np.array([index[str(p)] for p in preds.paths], np.int64)
 

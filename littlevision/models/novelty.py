@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from littlevision._io import atomic_open
 from littlevision.errors import NotFittedError, UserError
 
 NOVELTY_FILE = "novelty.npz"
@@ -197,10 +198,8 @@ class NoveltyScorer:
         else:
             arrays["means"] = self.means_.astype(np.float32)
             arrays["precision"] = self.precision_.astype(np.float32)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_open(path, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
         return path
 
     @classmethod

@@ -14,28 +14,17 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from littlevision._io import write_bytes
 from littlevision.serving.metrics import Counter
 
 log = logging.getLogger("littlevision.serving")
 
 COLLECT_DIR = "collected"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".collect-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Collector:
@@ -107,8 +96,8 @@ class Collector:
                 result = "full"
             else:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                _write_atomic(sidecar, record)
-                _write_atomic(image, data)
+                write_bytes(sidecar, record)
+                write_bytes(image, data)
                 self.images += 1
                 self.bytes += len(data) + len(record)
                 result = "saved"
