@@ -12,7 +12,9 @@ that is not supported raises ``NotImplementedError`` naming it, never a silently
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -93,141 +95,213 @@ def _pads(layer, ndim_spatial: int = 2) -> dict:
     return {"auto_pad": "SAME_UPPER"} if layer.padding == "same" else {"auto_pad": "VALID"}
 
 
+#: ``converter(g, layer, args, x, rank) -> (output name, rank)``: ONNX nodes for one layer.
+Converter = Callable[["_Graph", Any, list[str], str, int], tuple[str, int]]
+
+_CONVERTERS: dict[str, Converter] = {}
+
+
+def register_converter(*class_names: str) -> Callable[[Converter], Converter]:
+    """Make the decorated function the ONNX converter of the Keras layer classes named.
+
+    ``x`` is the layer's first input and ``rank`` its rank (4: NCHW images, 2: [N, D]).
+    A class with two converters is an error, never a silent overwrite.
+    """
+
+    def add(fn: Converter) -> Converter:
+        for name in class_names:
+            if name in _CONVERTERS:
+                raise ValueError(
+                    f"An ONNX converter for '{name}' is already registered ({_CONVERTERS[name]})."
+                )
+            _CONVERTERS[name] = fn
+        return fn
+
+    return add
+
+
 def _convert_layer(g: _Graph, layer, args: list[str], ranks: dict[str, int]) -> tuple[str, int]:
     """Return (output tensor name, rank) for one Keras layer applied to ``args``."""
     cls = type(layer).__name__
-    hint = layer.name
     x = args[0] if args else None
     rank = ranks.get(x, 4) if x else 4
-
     if cls in _IDENTITY or cls.startswith("Random") or getattr(layer, "onnx_identity", False):
         return x, rank
-    if cls == "Normalization":
-        mean = np.asarray(layer.mean, np.float32).reshape(-1)
-        std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float32).reshape(-1)), 1e-7)
-        shape = (1, -1, 1, 1) if rank == 4 else (1, -1)
-        y = g.op("Sub", [x, g.const(mean.reshape(shape), "mean")], hint + "_sub")
-        return g.op("Div", [y, g.const(std.reshape(shape), "std")], hint), rank
-    if cls == "Rescaling":
-        scale = np.asarray(layer.scale, np.float32)
-        offset = np.asarray(layer.offset, np.float32)
-        shape = (1, -1, 1, 1) if rank == 4 and scale.size > 1 else scale.shape
-        y = g.op(
-            "Mul",
-            [x, g.const(scale.reshape(shape if scale.size > 1 else ()), "scale")],
-            hint + "_mul",
-        )
-        oshape = (1, -1, 1, 1) if rank == 4 and offset.size > 1 else ()
-        return g.op("Add", [y, g.const(offset.reshape(oshape), "offset")], hint), rank
-    if cls in ("Conv2D", "DepthwiseConv2D"):
-        if tuple(layer.dilation_rate) != (1, 1):
-            raise NotImplementedError(f"ONNX export: dilated convolution in '{layer.name}'.")
-        w = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel)
-        if cls == "Conv2D":
-            if layer.groups != 1:
-                raise NotImplementedError(f"ONNX export: grouped Conv2D '{layer.name}'.")
-            kernel = w.transpose(3, 2, 0, 1)  # HWIO -> OIHW
-            group = 1
-        else:
-            kh, kw, c, m = w.shape
-            kernel = w.transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
-            group = c
-        inputs = [x, g.const(kernel.astype(np.float32), hint + "_w")]
-        if layer.use_bias:
-            inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), hint + "_b"))
-        y = g.op(
-            "Conv",
-            inputs,
-            hint,
-            kernel_shape=list(kernel.shape[2:]),
-            strides=list(layer.strides),
-            group=group,
-            **_pads(layer),
-        )
-        return _activation(g, y, _act_name(layer.activation), hint + "_act", 4), 4
-    if cls == "BatchNormalization":
-        if rank == 4 and layer.axis not in (-1, 3):
-            raise NotImplementedError(f"ONNX export: BatchNormalization axis {layer.axis}.")
-        c = layer.moving_mean.shape[0]
-        gamma = layer.gamma.numpy() if layer.scale else np.ones(c, np.float32)
-        beta = layer.beta.numpy() if layer.center else np.zeros(c, np.float32)
-        params = [
-            np.asarray(a, np.float32)
-            for a in (gamma, beta, layer.moving_mean.numpy(), layer.moving_variance.numpy())
-        ]
-        names = [
-            g.const(p, f"{hint}_{k}") for p, k in zip(params, ("g", "b", "m", "v"), strict=True)
-        ]
-        return g.op("BatchNormalization", [x, *names], hint, epsilon=float(layer.epsilon)), rank
-    if cls == "ReLU":
-        if layer.negative_slope or layer.threshold:
-            raise NotImplementedError(f"ONNX export: leaky/thresholded ReLU '{layer.name}'.")
-        if layer.max_value is None:
-            return g.op("Relu", [x], hint), rank
-        lo, hi = g.const(np.float32(0), "zero"), g.const(np.float32(layer.max_value), "max")
-        return g.op("Clip", [x, lo, hi], hint), rank
-    if cls == "Activation":
-        return _activation(g, x, _act_name(layer.activation), hint, rank), rank
-    if cls == "Softmax":
-        return _activation(g, x, "softmax", hint, rank), rank
-    if cls in ("Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average"):
-        op = {
-            "Add": "Add",
-            "Multiply": "Mul",
-            "Subtract": "Sub",
-            "Maximum": "Max",
-            "Minimum": "Min",
-            "Average": "Sum",
-        }[cls]
-        y = g.op(op, list(args), hint) if op in ("Max", "Min", "Sum") or len(args) == 2 else None
-        if y is None:  # chain n-ary Add/Mul
-            y = args[0]
-            for other in args[1:]:
-                y = g.op(op, [y, other], hint)
-        if cls == "Average":
-            y = g.op("Div", [y, g.const(np.float32(len(args)), "n")], hint + "_avg")
-        return y, rank
-    if cls == "ZeroPadding2D":
-        (top, bottom), (left, right) = layer.padding
-        pads = g.const(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64), "pads")
-        return g.op("Pad", [x, pads], hint), 4
-    if cls in ("MaxPooling2D", "AveragePooling2D"):
-        op = "MaxPool" if cls == "MaxPooling2D" else "AveragePool"
-        extra = {} if op == "MaxPool" else {"count_include_pad": 0}
-        y = g.op(
-            op,
-            [x],
-            hint,
-            kernel_shape=list(layer.pool_size),
-            strides=list(layer.strides),
-            **_pads(layer),
-            **extra,
-        )
-        return y, 4
-    if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
-        op = "GlobalAveragePool" if cls == "GlobalAveragePooling2D" else "GlobalMaxPool"
-        y = g.op(op, [x], hint)
-        if layer.keepdims:
-            return y, 4
-        return g.op("Flatten", [y], hint + "_flat", axis=1), 2
-    if cls == "Flatten":
-        if rank == 4:  # Keras flattens NHWC: go back to that order first
-            x = g.op("Transpose", [x], hint + "_nhwc", perm=[0, 2, 3, 1])
-        return g.op("Flatten", [x], hint, axis=1), 2
-    if cls == "Dense":
-        if rank != 2:
-            raise NotImplementedError(f"ONNX export: Dense '{layer.name}' on a {rank}-D input.")
-        w = np.asarray(layer.kernel.numpy(), np.float32)
-        b = (
-            np.asarray(layer.bias.numpy(), np.float32)
-            if layer.use_bias
-            else np.zeros(w.shape[1], np.float32)
-        )
-        y = g.op("Gemm", [x, g.const(w, hint + "_w"), g.const(b, hint + "_b")], hint)
-        return _activation(g, y, _act_name(layer.activation), hint + "_act", 2), 2
+    if cls in _CONVERTERS:
+        return _CONVERTERS[cls](g, layer, args, x, rank)
     if is_model(layer):
         return _convert_model(g, layer, args, ranks)
     raise NotImplementedError(f"ONNX export: layer '{layer.name}' of type {cls} is not supported.")
+
+
+@register_converter("Normalization")
+def _normalization(g: _Graph, layer, args, x, rank):
+    mean = np.asarray(layer.mean, np.float32).reshape(-1)
+    std = np.maximum(np.sqrt(np.asarray(layer.variance, np.float32).reshape(-1)), 1e-7)
+    shape = (1, -1, 1, 1) if rank == 4 else (1, -1)
+    y = g.op("Sub", [x, g.const(mean.reshape(shape), "mean")], layer.name + "_sub")
+    return g.op("Div", [y, g.const(std.reshape(shape), "std")], layer.name), rank
+
+
+@register_converter("Rescaling")
+def _rescaling(g: _Graph, layer, args, x, rank):
+    hint = layer.name
+    scale = np.asarray(layer.scale, np.float32)
+    offset = np.asarray(layer.offset, np.float32)
+    shape = (1, -1, 1, 1) if rank == 4 and scale.size > 1 else scale.shape
+    y = g.op(
+        "Mul",
+        [x, g.const(scale.reshape(shape if scale.size > 1 else ()), "scale")],
+        hint + "_mul",
+    )
+    oshape = (1, -1, 1, 1) if rank == 4 and offset.size > 1 else ()
+    return g.op("Add", [y, g.const(offset.reshape(oshape), "offset")], hint), rank
+
+
+@register_converter("Conv2D", "DepthwiseConv2D")
+def _conv(g: _Graph, layer, args, x, rank):
+    cls, hint = type(layer).__name__, layer.name
+    if tuple(layer.dilation_rate) != (1, 1):
+        raise NotImplementedError(f"ONNX export: dilated convolution in '{layer.name}'.")
+    w = np.asarray(layer.kernel.numpy() if hasattr(layer.kernel, "numpy") else layer.kernel)
+    if cls == "Conv2D":
+        if layer.groups != 1:
+            raise NotImplementedError(f"ONNX export: grouped Conv2D '{layer.name}'.")
+        kernel = w.transpose(3, 2, 0, 1)  # HWIO -> OIHW
+        group = 1
+    else:
+        kh, kw, c, m = w.shape
+        kernel = w.transpose(2, 3, 0, 1).reshape(c * m, 1, kh, kw)
+        group = c
+    inputs = [x, g.const(kernel.astype(np.float32), hint + "_w")]
+    if layer.use_bias:
+        inputs.append(g.const(np.asarray(layer.bias.numpy(), np.float32), hint + "_b"))
+    y = g.op(
+        "Conv",
+        inputs,
+        hint,
+        kernel_shape=list(kernel.shape[2:]),
+        strides=list(layer.strides),
+        group=group,
+        **_pads(layer),
+    )
+    return _activation(g, y, _act_name(layer.activation), hint + "_act", 4), 4
+
+
+@register_converter("BatchNormalization")
+def _batch_norm(g: _Graph, layer, args, x, rank):
+    if rank == 4 and layer.axis not in (-1, 3):
+        raise NotImplementedError(f"ONNX export: BatchNormalization axis {layer.axis}.")
+    c = layer.moving_mean.shape[0]
+    gamma = layer.gamma.numpy() if layer.scale else np.ones(c, np.float32)
+    beta = layer.beta.numpy() if layer.center else np.zeros(c, np.float32)
+    params = [
+        np.asarray(a, np.float32)
+        for a in (gamma, beta, layer.moving_mean.numpy(), layer.moving_variance.numpy())
+    ]
+    names = [
+        g.const(p, f"{layer.name}_{k}") for p, k in zip(params, ("g", "b", "m", "v"), strict=True)
+    ]
+    return g.op("BatchNormalization", [x, *names], layer.name, epsilon=float(layer.epsilon)), rank
+
+
+@register_converter("ReLU")
+def _relu(g: _Graph, layer, args, x, rank):
+    if layer.negative_slope or layer.threshold:
+        raise NotImplementedError(f"ONNX export: leaky/thresholded ReLU '{layer.name}'.")
+    if layer.max_value is None:
+        return g.op("Relu", [x], layer.name), rank
+    lo, hi = g.const(np.float32(0), "zero"), g.const(np.float32(layer.max_value), "max")
+    return g.op("Clip", [x, lo, hi], layer.name), rank
+
+
+@register_converter("Activation")
+def _activation_layer(g: _Graph, layer, args, x, rank):
+    return _activation(g, x, _act_name(layer.activation), layer.name, rank), rank
+
+
+@register_converter("Softmax")
+def _softmax(g: _Graph, layer, args, x, rank):
+    return _activation(g, x, "softmax", layer.name, rank), rank
+
+
+_MERGE_OPS = {
+    "Add": "Add",
+    "Multiply": "Mul",
+    "Subtract": "Sub",
+    "Maximum": "Max",
+    "Minimum": "Min",
+    "Average": "Sum",
+}
+
+
+@register_converter(*_MERGE_OPS)
+def _merge(g: _Graph, layer, args, x, rank):
+    cls, hint = type(layer).__name__, layer.name
+    op = _MERGE_OPS[cls]
+    y = g.op(op, list(args), hint) if op in ("Max", "Min", "Sum") or len(args) == 2 else None
+    if y is None:  # chain n-ary Add/Mul
+        y = args[0]
+        for other in args[1:]:
+            y = g.op(op, [y, other], hint)
+    if cls == "Average":
+        y = g.op("Div", [y, g.const(np.float32(len(args)), "n")], hint + "_avg")
+    return y, rank
+
+
+@register_converter("ZeroPadding2D")
+def _zero_padding(g: _Graph, layer, args, x, rank):
+    (top, bottom), (left, right) = layer.padding
+    pads = g.const(np.array([0, 0, top, left, 0, 0, bottom, right], np.int64), "pads")
+    return g.op("Pad", [x, pads], layer.name), 4
+
+
+@register_converter("MaxPooling2D", "AveragePooling2D")
+def _pooling(g: _Graph, layer, args, x, rank):
+    op = "MaxPool" if type(layer).__name__ == "MaxPooling2D" else "AveragePool"
+    extra = {} if op == "MaxPool" else {"count_include_pad": 0}
+    y = g.op(
+        op,
+        [x],
+        layer.name,
+        kernel_shape=list(layer.pool_size),
+        strides=list(layer.strides),
+        **_pads(layer),
+        **extra,
+    )
+    return y, 4
+
+
+@register_converter("GlobalAveragePooling2D", "GlobalMaxPooling2D")
+def _global_pooling(g: _Graph, layer, args, x, rank):
+    cls = type(layer).__name__
+    op = "GlobalAveragePool" if cls == "GlobalAveragePooling2D" else "GlobalMaxPool"
+    y = g.op(op, [x], layer.name)
+    if layer.keepdims:
+        return y, 4
+    return g.op("Flatten", [y], layer.name + "_flat", axis=1), 2
+
+
+@register_converter("Flatten")
+def _flatten(g: _Graph, layer, args, x, rank):
+    if rank == 4:  # Keras flattens NHWC: go back to that order first
+        x = g.op("Transpose", [x], layer.name + "_nhwc", perm=[0, 2, 3, 1])
+    return g.op("Flatten", [x], layer.name, axis=1), 2
+
+
+@register_converter("Dense")
+def _dense(g: _Graph, layer, args, x, rank):
+    hint = layer.name
+    if rank != 2:
+        raise NotImplementedError(f"ONNX export: Dense '{layer.name}' on a {rank}-D input.")
+    w = np.asarray(layer.kernel.numpy(), np.float32)
+    b = (
+        np.asarray(layer.bias.numpy(), np.float32)
+        if layer.use_bias
+        else np.zeros(w.shape[1], np.float32)
+    )
+    y = g.op("Gemm", [x, g.const(w, hint + "_w"), g.const(b, hint + "_b")], hint)
+    return _activation(g, y, _act_name(layer.activation), hint + "_act", 2), 2
 
 
 def _convert_model(g: _Graph, model, args: list[str], ranks: dict[str, int]) -> tuple[str, int]:

@@ -90,3 +90,52 @@ def test_unsupported_layer_is_named(tmp_path):
     out = layers.Dense(2, activation="softmax")(layers.Flatten()(x))
     with pytest.raises(NotImplementedError, match="dilated"):
         export_onnx(keras.Model(inp, out), tmp_path / "m.onnx", S)
+
+
+# One small case per registered converter: a new converter without a case here fails the test
+# below, so every entry of the table is checked against Keras the moment it exists.
+_CASES = {
+    "Normalization": lambda: layers.Normalization(mean=[100.0] * 3, variance=[900.0] * 3),
+    "Rescaling": lambda: layers.Rescaling(1 / 255, offset=-0.5),
+    "Conv2D": lambda: layers.Conv2D(4, 3, strides=2, padding="same", activation="swish"),
+    "DepthwiseConv2D": lambda: layers.DepthwiseConv2D(3, padding="valid", activation="relu6"),
+    "BatchNormalization": lambda: layers.BatchNormalization(),
+    "ReLU": lambda: layers.ReLU(),
+    "Activation": lambda: layers.Activation("tanh"),
+    "Softmax": lambda: layers.Softmax(),
+    "ZeroPadding2D": lambda: layers.ZeroPadding2D(((1, 0), (0, 1))),
+    "MaxPooling2D": lambda: layers.MaxPooling2D(2),
+    "AveragePooling2D": lambda: layers.AveragePooling2D(2, padding="same"),
+    "GlobalAveragePooling2D": lambda: layers.GlobalAveragePooling2D(keepdims=True),
+    "GlobalMaxPooling2D": lambda: layers.GlobalMaxPooling2D(keepdims=True),
+    "Flatten": lambda: layers.Flatten(),
+    "Dense": lambda: layers.Dense(5, activation="sigmoid"),
+}
+_MERGES = ("Add", "Multiply", "Subtract", "Maximum", "Minimum", "Average")
+
+
+def test_every_converter_has_a_case():
+    from littlevision.models.onnx_export import _CONVERTERS
+
+    assert set(_CONVERTERS) == set(_CASES) | set(_MERGES)
+
+
+@pytest.mark.parametrize("cls", sorted(set(_CASES) | set(_MERGES)))
+def test_each_converter_matches_keras(cls, tmp_path):
+    inp = keras.Input((8, 8, 3))
+    x = layers.Rescaling(1 / 64)(inp)
+    if cls in _MERGES:
+        y = getattr(layers, cls)()([x, layers.Conv2D(3, 1, name="other")(x)])
+    elif cls == "Dense":
+        y = _CASES[cls]()(layers.Flatten()(x))
+    else:
+        y = _CASES[cls]()(x)
+    if len(y.shape) == 4:
+        y = layers.Flatten()(y)
+    model = keras.Model(inp, layers.Dense(3, activation="softmax")(y))
+    _randomise_bn(model)
+    images = np.random.default_rng(1).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    path = export_onnx(model, tmp_path / "m.onnx", 8)
+    got = make_session(path).run(None, {"image": images})[0]
+    expected = model.predict(images.astype("float32"), verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
