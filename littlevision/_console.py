@@ -97,3 +97,34 @@ def friendly(fn):
 
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, only the result.")]
+
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print the result as one JSON object on stdout (progress and warnings: stderr).",
+    ),
+]
+
+
+def _jsonable(value):
+    """What ``json`` cannot write by itself: paths, dataclasses, numpy scalars and arrays."""
+    import dataclasses
+    import os
+
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def print_json(result) -> None:
+    """``--json``: the verb's result as one JSON object on stdout, nothing else there."""
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(result, default=_jsonable) + "\n")
+    sys.stdout.flush()

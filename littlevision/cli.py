@@ -8,15 +8,13 @@ traceback), 3 a crash of littlevision itself (one line naming a log file with th
 from __future__ import annotations
 
 import csv
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from littlevision._console import Quiet, console, friendly, out, reporter
+from littlevision._console import JsonFlag, Quiet, console, friendly, out, print_json, reporter
 from littlevision._io import atomic_path
 from littlevision.data.source import collect_images
 from littlevision.errors import UserError
@@ -28,6 +26,28 @@ app = typer.Typer(
     help="Image classifiers from very little data: cleaned, trained, explained and "
     "served live, on a CPU.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from littlevision import __version__
+
+        out.print(f"littlevision {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options before any verb. `--json` on a verb that produces a result (train, evaluate,
+    predict, info, doctor, compare, explain) prints it as one JSON object on stdout; progress
+    bars and warnings (skipped files) go to stderr."""
 
 
 def _pct(x) -> str:
@@ -48,11 +68,11 @@ def _print_metrics_table(metrics: dict, title: str) -> None:
 def _print_skipped(skipped: list[dict], limit: int = 5) -> None:
     if not skipped:
         return
-    out.print(f"[yellow]{len(skipped)} file(s) skipped[/] (could not be read as images):")
+    console.print(f"[yellow]{len(skipped)} file(s) skipped[/] (could not be read as images):")
     for s in skipped[:limit]:
-        out.print(f"  {s['path']}: {s['message']}", highlight=False)
+        console.print(f"  {s['path']}: {s['message']}", highlight=False)
     if len(skipped) > limit:
-        out.print(f"  ... and {len(skipped) - limit} more (see card.json)")
+        console.print(f"  ... and {len(skipped) - limit} more (see card.json)")
 
 
 @app.command()
@@ -98,6 +118,7 @@ def train(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (with --engine ray).")
     ] = None,
+    as_json: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier and write its bundle (model, ONNX, labels, metrics, card)."""
@@ -144,6 +165,10 @@ def train(
             _write_report(bundle, rep)
     m = bundle.metrics
     card = bundle.card
+    if as_json:
+        _print_skipped(card["data"]["skipped"])
+        print_json({"run": str(bundle.path), "card": card, "metrics": m})
+        return
     out.print(
         f"[bold green]trained[/] {card['recipe']} on {card['data']['n_train']} images, "
         f"validated on {m['n']}: accuracy [bold]{_pct(m['accuracy'])}[/], "
@@ -186,7 +211,7 @@ def evaluate(
     labels: Annotated[
         Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
     """Measure a trained model on labelled images."""
@@ -199,7 +224,8 @@ def evaluate(
     with reporter(quiet or as_json) as rep:
         metrics = evaluate_fn(bundle, dataset, reporter=rep)
     if as_json:
-        sys.stdout.write(json.dumps(metrics) + "\n")
+        _print_skipped(metrics["skipped"])
+        print_json(metrics)
         return
     out.print(
         f"accuracy [bold]{_pct(metrics['accuracy'])}[/] on {metrics['n']} images, "
@@ -232,6 +258,7 @@ def predict(
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")
     ] = None,
+    as_json: JsonFlag = False,
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
@@ -251,13 +278,22 @@ def predict(
             s = predict_files(
                 bundle, files, output, address=address, batch_size=batch_size or 32, reporter=rep
             )
+        _print_failures(s.failures)
+        if as_json:
+            print_json(
+                {
+                    "output": str(output),
+                    "n_predicted": s.n_predicted,
+                    "seconds": s.seconds,
+                    "failures": _failures_json(s.failures),
+                }
+            )
+            return
         out.print(
             f"predicted {s.n_predicted} image(s) on Ray in {s.seconds:.1f} s "
             f"({s.images_per_s:.0f} img/s) -> {output}",
             highlight=False,
         )
-        for f in s.failures[:5]:
-            out.print(f"  skipped {f}", highlight=False)
         return
     predictor = Predictor.from_bundle(bundle)
     import time
@@ -274,6 +310,29 @@ def predict(
         PredictionCsv(tmp, bundle.labels, threshold=preds.threshold) as rows,
     ):
         rows.write(preds.paths, preds.probabilities, preds.novelty)
+    _print_failures(preds.failures)
+    if as_json:
+        print_json(
+            {
+                "output": str(output),
+                "n_predicted": len(preds.paths),
+                "seconds": elapsed,
+                "failures": _failures_json(preds.failures),
+                "predictions": [
+                    {
+                        "path": str(path),
+                        "label": bundle.labels[int(row.argmax())],
+                        "score": float(row.max()),
+                        "probabilities": dict(zip(bundle.labels, row.tolist(), strict=True)),
+                        **({} if preds.unknown is None else {"unknown": bool(preds.unknown[i])}),
+                    }
+                    for i, (path, row) in enumerate(
+                        zip(preds.paths, preds.probabilities, strict=True)
+                    )
+                ],
+            }
+        )
+        return
     rate = len(files) / elapsed if elapsed > 0 else float("inf")
     out.print(
         f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",
@@ -285,17 +344,35 @@ def predict(
             "(unknown = true in the CSV)",
             highlight=False,
         )
-    if preds.failures:
-        out.print(f"[yellow]{len(preds.failures)} file(s) skipped:[/]")
-        for f in preds.failures[:5]:
-            out.print(f"  {f}", highlight=False)
+
+
+def _print_failures(failures: list, limit: int = 5) -> None:
+    """Files that could not be read: a warning on stderr, never mixed with the result."""
+    if not failures:
+        return
+    console.print(f"[yellow]{len(failures)} file(s) skipped:[/]")
+    for f in failures[:limit]:
+        console.print(f"  {f}", highlight=False)
+    if len(failures) > limit:
+        console.print(f"  ... and {len(failures) - limit} more")
+
+
+def _failures_json(failures: list) -> list[dict]:
+    return [
+        {
+            "path": None if getattr(f, "path", None) is None else str(f.path),
+            "reason": getattr(f, "reason", "unreadable"),
+            "message": str(f),
+        }
+        for f in failures
+    ]
 
 
 @app.command()
 @friendly
 def info(
     run: Annotated[Path, typer.Argument(help="A run folder written by train.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print card.json.")] = False,
+    as_json: JsonFlag = False,
     summary: Annotated[
         bool,
         typer.Option("--summary", help="Print the Keras architecture (slow: loads TensorFlow)."),
@@ -306,8 +383,8 @@ def info(
 
     bundle = Bundle.load(run)
     card = bundle.card
-    if as_json:
-        sys.stdout.write(json.dumps(card, indent=2) + "\n")
+    if as_json:  # what a run is: its card (card.json)
+        print_json(card)
         return
     t = Table(show_header=False, show_edge=False, title=f"run {bundle.path}")
     t.add_column(style="bold")

@@ -118,3 +118,46 @@ def test_user_mistakes_exit_2_with_one_sentence(case, needle, tmp_path, small_fo
     assert result.exit_code == 2, result.output
     assert needle in result.output
     assert "Traceback" not in result.output
+
+
+def test_version_is_the_package_version():
+    import littlevision
+
+    result = lv("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"littlevision {littlevision.__version__}"
+
+
+def test_json_puts_the_result_on_stdout_and_warnings_on_stderr(cli_run, small_folder, tmp_path):
+    data = tmp_path / "data"
+    for cls in ("cats", "dogs"):
+        (data / cls).mkdir(parents=True)
+        for f in sorted((small_folder / cls).iterdir())[:6]:
+            shutil.copy(f, data / cls / f.name)
+    (data / "dogs" / "broken.jpg").write_bytes(b"not really a jpeg")
+
+    trained = lv("train", data, "-o", tmp_path / "run", "--no-report", "-q", "--json")
+    assert trained.exit_code == 0, trained.output
+    result = json.loads(trained.stdout)
+    assert result["run"] == str(tmp_path / "run")
+    assert result["card"]["data"]["n_train"] + result["card"]["data"]["n_val"] == 13
+    assert [s["path"] for s in result["card"]["data"]["skipped"]] == ["dogs/broken.jpg"]
+    assert "1 file(s) skipped" in trained.stderr and "broken.jpg" in trained.stderr
+
+    predicted = lv("predict", cli_run, data / "dogs", "-o", tmp_path / "p.csv", "--json")
+    assert predicted.exit_code == 0, predicted.output
+    result = json.loads(predicted.stdout)
+    assert result["n_predicted"] == 6 and len(result["predictions"]) == 6
+    [failure] = result["failures"]
+    assert failure["path"].endswith("broken.jpg") and failure["reason"] == "not_image"
+    first = result["predictions"][0]
+    assert first["label"] in ("cats", "dogs") and set(first["probabilities"]) == {"cats", "dogs"}
+    assert first["score"] == max(first["probabilities"].values())
+    assert "1 file(s) skipped" in predicted.stderr
+
+    info = lv("info", cli_run, "--json")
+    assert json.loads(info.stdout) == json.loads((cli_run / "card.json").read_text())
+    evaluated = lv("evaluate", cli_run, data, "--json")
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["n"] == 12 and len(metrics["skipped"]) == 1
+    assert "broken.jpg" in evaluated.stderr

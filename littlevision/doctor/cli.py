@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from littlevision._console import reporter
+from littlevision._console import JsonFlag, reporter
 
 _FIX_HELP = (
     "Quarantine error-level problems (broken files, duplicate copies, train/validation "
@@ -40,8 +40,10 @@ def register(app: typer.Typer, friendly) -> None:
         labels: Annotated[
             Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
         ] = None,
+        as_json: JsonFlag = False,
         json_out: Annotated[
-            Path | None, typer.Option("--json", help="Write the findings as JSON ('-': stdout).")
+            Path | None,
+            typer.Option("--json-file", help="Also write the findings as JSON to this file."),
         ] = None,
         html_out: Annotated[
             Path | None,
@@ -118,26 +120,27 @@ def register(app: typer.Typer, friendly) -> None:
             raise UserError(f"--fail-on takes 'error' or 'warning'. Received: '{fail_on}'.")
         from littlevision._paths import check_output_file
 
-        if json_out is not None and str(json_out) != "-":
-            check_output_file(json_out, "--json")
+        if json_out is not None:
+            check_output_file(json_out, "--json-file")
         if html_out is not None:
             check_output_file(html_out, "--html")
-        report = _examine(data, labels, skip, only, quick, quiet or str(json_out) == "-")
-        if str(json_out) == "-":
-            sys.stdout.write(report.to_json() + "\n")
-        else:
+        report = _examine(data, labels, skip, only, quick, quiet)
+        # With --json, stdout holds the report alone; what would be said there goes to stderr.
+        said = err if as_json else out
+        if not as_json:
             from littlevision.doctor.terminal import print_summary
 
             print_summary(report, out, str(data))
-            if json_out is not None:
-                report.to_json(json_out)
-                out.print(f"json: {json_out}", highlight=False)
+        if json_out is not None:
+            report.to_json(json_out)
+            said.print(f"json: {json_out}", highlight=False)
         if html_out is not None:
             report.to_html(html_out)
-            if str(json_out) != "-":
-                out.print(f"html: {html_out}", highlight=False)
+            said.print(f"html: {html_out}", highlight=False)
         if level is not None:
-            _fix(report, level, quiet, out, err)
+            _fix(report, level, quiet, said, err)
+        if as_json:
+            sys.stdout.write(report.to_json() + "\n")
         if fail_on is not None and report.at_least(fail_on):
             raise typer.Exit(1)
 

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from littlevision._console import reporter
+from littlevision._console import JsonFlag, print_json, reporter
 from littlevision.data.source import collect_images
 from littlevision.errors import UserError
 
@@ -77,6 +77,7 @@ def register(app: typer.Typer, friendly) -> None:
             str | None,
             typer.Option(help="Feature-map layer (default: the last convolutional one)."),
         ] = None,
+        as_json: JsonFlag = False,
         quiet: Quiet = False,
     ) -> None:
         """Grad-CAM: one PNG per image with the photo, where the model looked, and its top 3 classes."""
@@ -96,14 +97,18 @@ def register(app: typer.Typer, friendly) -> None:
                     bundle, files, output, _class_arg(class_), layer, progress=st.advance
                 )
         for r in results:
-            if r.output is None:
-                out.print(f"[yellow]skipped[/] {r.source}: {r.error}", highlight=False)
+            if r.output is None:  # a warning: stderr, never mixed with the result
+                err.print(f"[yellow]skipped[/] {r.source}: {r.error}", highlight=False)
+            elif as_json:
+                continue
             else:
                 out.print(
                     f"{r.source} -> {r.label} ({100 * r.score:.1f}%), Grad-CAM for "
                     f"{r.explained}: {r.output}",
                     highlight=False,
                 )
+        if as_json:
+            print_json({"output": str(output), "images": results})
 
     @app.command("feature-maps")
     @friendly

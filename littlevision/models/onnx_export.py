@@ -330,6 +330,7 @@ def export_onnx(
     image_size: int,
     output_name: str = ONNX_OUTPUT,
     features_output: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Path:
     """Write ``model`` as ONNX with the bundle contract and return the path.
 
@@ -344,6 +345,8 @@ def export_onnx(
             [N, D] tensor the model's last layer was given (the pooled backbone features of a
             bottleneck model): the novelty score reads it at no extra cost, while every
             consumer of the first output sees the same graph as before.
+        metadata: Written as the model's ``metadata_props`` (a bundle stores its labels,
+            image size and littlevision version there, so a bare ONNX file describes itself).
 
     Returns:
         The path written.
@@ -388,6 +391,11 @@ def export_onnx(
         graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="littlevision"
     )
     proto.ir_version = 8  # readable by older runtimes too
+    from littlevision import __version__
+
+    proto.producer_version = __version__
+    if metadata:
+        helper.set_model_props(proto, {str(k): str(v) for k, v in metadata.items()})
     onnx.checker.check_model(proto)
     path = Path(path)
     with atomic_path(path) as tmp:

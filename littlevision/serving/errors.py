@@ -88,7 +88,16 @@ def echo(value: object, limit: int = 80) -> str:
     return f"{text[:limit]}... ({size} long)"
 
 
-def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+V2_PREFIX = "/v2"
+
+
+def error_response(
+    status: int, code: str, message: str, headers=None, path: str | None = None
+) -> JSONResponse:
+    """The error answer; under ``/v2`` in the Open Inference Protocol's shape, ``{"error":
+    message}``, so v2 clients (Triton's, KServe's) show the sentence."""
+    if path is not None and (path == V2_PREFIX or path.startswith(V2_PREFIX + "/")):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
     return JSONResponse(
         {"error": code, "message": message, "status": status}, status_code=status, headers=headers
     )
@@ -101,10 +110,17 @@ def decode_error(exc: Exception) -> ApiError:
     return ApiError(DECODE_STATUS.get(reason, 422), reason, f"The upload cannot be used: {words}.")
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict]:
+class V2ErrorBody(BaseModel):
+    """The body of every error answer under ``/v2`` (the Open Inference Protocol's)."""
+
+    error: str
+
+
+def error_responses(*statuses: int, v2: bool = False) -> dict[int | str, dict]:
     """OpenAPI ``responses`` entries for the error statuses an endpoint can answer."""
+    model = V2ErrorBody if v2 else ErrorBody
     return {
-        s: {"model": ErrorBody, "description": _CODES.get(s, "error").replace("_", " ")}
+        s: {"model": model, "description": _CODES.get(s, "error").replace("_", " ")}
         for s in statuses
     }
 
@@ -116,7 +132,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         code = getattr(exc, "code", None) or _CODES.get(exc.status_code, "error")
         message = getattr(exc, "message", None) or str(exc.detail)
-        return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+        return error_response(
+            exc.status_code, code, message, getattr(exc, "headers", None), request.url.path
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -127,12 +145,10 @@ def install_error_handlers(app: FastAPI) -> None:
         where = "; ".join(
             f"{'.'.join(str(p) for p in d.get('loc', ()))}: {d.get('msg', '')}" for d in details
         )
-        body = {
-            "error": "invalid_request",
-            "message": f"The request is not valid: {where}",
-            "status": 422,
-            "details": details,
-        }
+        message = f"The request is not valid: {where}"
+        if request.url.path.startswith(V2_PREFIX + "/"):
+            return error_response(422, "invalid_request", message, path=request.url.path)
+        body = {"error": "invalid_request", "message": message, "status": 422, "details": details}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(ClientDisconnect)
@@ -151,5 +167,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("Unexpected error answering %s %s", request.method, request.url.path)
         return error_response(
-            500, "internal_error", "The service failed unexpectedly; see its log."
+            500,
+            "internal_error",
+            "The service failed unexpectedly; see its log.",
+            path=request.url.path,
         )

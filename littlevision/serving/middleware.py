@@ -89,7 +89,9 @@ class BodyLimitMiddleware:
         if declared is not None and declared > self.max_bytes:
             await self._drain(receive, 0, deadline)
             error = self._error()
-            await error_response(413, error.code, error.message)(scope, receive, send)
+            await error_response(413, error.code, error.message, path=scope.get("path"))(
+                scope, receive, send
+            )
             return
 
         received = 0

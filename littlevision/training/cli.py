@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from littlevision._console import JsonFlag, print_json
+
 
 def register(app: typer.Typer, friendly) -> None:
     """Add the ``compare`` verb to the main CLI."""
@@ -40,6 +42,7 @@ def register(app: typer.Typer, friendly) -> None:
         backbone: Annotated[
             str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")
         ] = "lite0",
+        as_json: JsonFlag = False,
         quiet: Annotated[
             bool, typer.Option("--quiet", "-q", help="No progress bars, only the table.")
         ] = False,
@@ -64,6 +67,9 @@ def register(app: typer.Typer, friendly) -> None:
             result = compare_fn(
                 dataset, output, recipes.split(","), config=config, epochs=epochs, reporter=rep
             )
+        if as_json:
+            print_json({"output": str(output), **result.to_dict()})
+            return
         table = Table(
             title=f"{result.n_train} train / {result.n_val} validation images, same split",
             show_edge=False,

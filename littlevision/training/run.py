@@ -16,6 +16,7 @@ from littlevision._io import file_sha256, write_json
 from littlevision.bundle import Bundle
 from littlevision.errors import UserError
 from littlevision.metrics import classification_metrics
+from littlevision.model_card import weights_source, write_model_card
 from littlevision.progress import NULL, Reporter, default_reporter
 from littlevision.training.base import Recipe
 from littlevision.training.registry import create_recipe, get_recipe_class
@@ -101,8 +102,14 @@ def write_bundle(
     result = recipe.result
     output.mkdir(parents=True, exist_ok=True)
     result.model.save(output / "model.keras")
-    export_onnx(result.model, output / "model.onnx", result.image_size, features_output="features")
     classes = recipe.classes_
+    export_onnx(
+        result.model,
+        output / "model.onnx",
+        result.image_size,
+        features_output="features",
+        metadata=onnx_metadata(classes, result.image_size),
+    )
     write_json(output / "labels.json", classes)
     y_val = val.y[result.val_indices]
     metrics = classification_metrics(y_val, result.val_probabilities, classes)
@@ -131,6 +138,7 @@ def write_bundle(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "image_size": result.image_size,
         "backbone": recipe.model_backbone_,
+        "weights": weights_source(recipe.model_backbone_),
         "recipe": recipe.name,
         "recipe_params": recipe.get_params(),
         "seed": config.seed,
@@ -154,7 +162,23 @@ def write_bundle(
     if started is not None:
         card["timings"]["total_s"] = round(time.perf_counter() - started, 3)
     write_json(output / "card.json", card)
+    write_model_card(output)
     return Bundle.load(output)
+
+
+def onnx_metadata(classes: list[str], image_size: int) -> dict[str, str]:
+    """What a bare ``model.onnx`` says about itself (its ``metadata_props``)."""
+    import json
+
+    from littlevision import __version__
+
+    return {
+        "labels": json.dumps(list(classes), ensure_ascii=False),
+        "image_size": str(int(image_size)),
+        "littlevision_version": __version__,
+        "input": "image: uint8 [N, S, S, 3], RGB, the whole image resized to S x S",
+        "output": "probabilities: float32 [N, C], in the order of labels",
+    }
 
 
 def _split_record(train, val, root) -> dict[str, Any]:

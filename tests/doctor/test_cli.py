@@ -31,7 +31,7 @@ def _tree(root: Path) -> dict[str, str]:
 def test_a_full_run_exits_0_and_writes_json_and_html(pets, make, tmp_path):
     shutil.copy(make.first(pets / "cats"), pets / "dogs" / "which.jpg")
     result = _run(
-        "doctor", pets, "--json", tmp_path / "r.json", "--html", tmp_path / "r.html", "-q"
+        "doctor", pets, "--json-file", tmp_path / "r.json", "--html", tmp_path / "r.html", "-q"
     )
     assert result.exit_code == 0, result.output
     assert "The same image under two classes" in result.output
@@ -108,14 +108,14 @@ def test_fix_all_also_quarantines_warnings_of_fix_level_all(pets, make):
 
 
 def test_quick_runs_without_a_model(pets):
-    result = _run("doctor", pets, "--quick", "-q", "--json", "-")
+    result = _run("doctor", pets, "--quick", "-q", "--json")
     assert result.exit_code == 0, result.output
     checks = json.loads(result.stdout)["summary"]["checks_run"]
     assert "label_issues" not in checks and "exact_duplicates" in checks
 
 
 def test_json_to_stdout(pets):
-    result = _run("doctor", pets, *QUICK, "--json", "-")
+    result = _run("doctor", pets, *QUICK, "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["summary"]["n_images"] == 12
@@ -129,6 +129,6 @@ def test_csv_data_reports_paths_relative_to_the_folder_given(tmp_path, cats_dogs
         shutil.copy(cats_dogs_dir / "train" / "cats" / n, folder / "images" / n)
     rows = [f"{n},cat" for n in names[:3]] + ["gone.jpg,cat", f"{names[3]},dog"]
     (folder / "labels.csv").write_text("id,label\n" + "\n".join(rows) + "\n")
-    result = _run("doctor", folder, "--only", "missing_files", "-q", "--json", "-")
+    result = _run("doctor", folder, "--only", "missing_files", "-q", "--json")
     data = json.loads(result.stdout)
     assert data["findings"][0]["files"] == ["images/gone.jpg"]

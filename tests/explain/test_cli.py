@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -42,6 +43,19 @@ def test_explain_writes_one_png_per_image(explain_run, photos, tmp_path):
         assert im.format == "PNG" and im.size[0] > 2 * im.size[1]  # photo | overlay | top-3
     assert "skipped" in said(result) and "broken.jpg" in said(result)
     assert "Grad-CAM for cats" in said(result)
+
+
+def test_explain_json_lists_each_image_and_warns_on_stderr(explain_run, photos, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = tmp_path / "x"
+    args = ["explain", str(explain_run), str(photos[0]), str(broken), "-o", str(out), "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    done, skipped = json.loads(result.stdout)["images"]
+    assert done["output"] == str(out / f"{photos[0].stem}.png") and done["label"] == "cats"
+    assert skipped["output"] is None and skipped["error"]
+    assert "broken.jpg" in result.stderr
 
 
 def test_explain_a_chosen_class(explain_run, photos, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import pytest
 
@@ -33,7 +35,7 @@ def test_health_and_metadata(client, served):
     assert meta["inputs"] == [{"name": "image", "datatype": "UINT8", "shape": [-1, s, s, 3]}]
     assert meta["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, c]}]
     assert client.get(f"/v2/models/{name}/versions/{version}").status_code == 200
-    assert client.get(f"/v2/models/{name}/ready").json() == {"ready": True}
+    assert client.get(f"/v2/models/{name}/ready").json() == {"name": name, "ready": True}
     assert client.get("/v2/models/other").status_code == 404
     assert client.get(f"/v2/models/{name}/versions/nope").status_code == 404
 
@@ -94,7 +96,7 @@ def test_malformed_tensors_are_4xx(client, served, change, status):
     body["inputs"][0].update(change(s))
     r = client.post(f"/v2/models/{served.name}/infer", json=body)
     assert r.status_code == status, r.text
-    assert isinstance(r.json()["error"], str) and r.json()["message"]
+    assert list(r.json()) == ["error"] and r.json()["error"].startswith(("Expected", "The"))
 
 
 def test_other_request_errors(make_client, served):
@@ -109,3 +111,96 @@ def test_other_request_errors(make_client, served):
     assert client.post(url, json={"inputs": []}).status_code == 422
     bad_json = client.post(url, content=b"{oops", headers={"Content-Type": "application/json"})
     assert bad_json.status_code == 400
+
+
+def test_errors_are_one_error_sentence(client, served):
+    r = client.get("/v2/models/other")
+    assert r.status_code == 404 and r.json() == {
+        "error": f"Expected model name '{served.name}'. Received: 'other'"
+    }
+    r = client.post(
+        f"/v2/models/{served.name}/infer",
+        content=b"{oops",
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and r.json() == {"error": "The body is not valid JSON."}
+    assert client.get("/v1/model/nope").json()["status"] == 404  # v1 keeps its own shape
+
+
+def test_id_is_echoed_only_when_sent(client, served):
+    s = served.image_size
+    body = infer_body(np.zeros((1, s, s, 3), np.uint8))
+    del body["id"]
+    r = client.post(f"/v2/models/{served.name}/infer", json=body)
+    assert r.status_code == 200 and "id" not in r.json()
+
+
+def test_model_not_ready_is_503_with_its_name(run_dir, served):
+    from fastapi.testclient import TestClient
+
+    from littlevision.serving import ServeSettings, create_app
+
+    app = create_app(run_dir, ServeSettings(watch_interval_s=0))
+    with TestClient(app) as client:
+        runtime = app.state.runtime
+        runtime.draining = True  # shutting down: loaded, but no longer taking requests
+        try:
+            r = client.get(f"/v2/models/{served.name}/ready")
+        finally:
+            runtime.draining = False
+    assert r.status_code == 503 and r.json() == {"name": served.name, "ready": False}
+
+
+def _bytes_body(files: list[bytes]) -> dict:
+    encoded = [base64.b64encode(f).decode("ascii") for f in files]
+    return {
+        "inputs": [{"name": "image", "shape": [len(files)], "datatype": "BYTES", "data": encoded}]
+    }
+
+
+def test_encoded_image_files_as_bytes_match_v1_predict(client, photos, served, odd_images):
+    files = [*list(photos.values())[:2], odd_images["png_rgba"][0], odd_images["webp"][0]]
+    r = client.post(f"/v2/models/{served.name}/infer", json=_bytes_body(files))
+    assert r.status_code == 200, r.text
+    out = r.json()["outputs"][0]
+    c = len(served.labels)
+    assert out["shape"] == [4, c]
+    probs = np.asarray(out["data"]).reshape(4, c)
+    for row, data in zip(probs, files, strict=True):
+        v1 = client.post("/v1/predict", content=data, headers={"Content-Type": "image/jpeg"}).json()
+        assert row == pytest.approx([v1["probabilities"][k] for k in served.labels], abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, status",
+    [
+        (lambda body, photo: body["inputs"][0].update(shape=[2]), 400),
+        (lambda body, photo: body["inputs"][0].update(shape=[1, 1]), 400),
+        (lambda body, photo: body["inputs"][0].update(data=["not base64!"]), 400),
+        (lambda body, photo: body["inputs"][0].update(data=[12]), 400),
+        (
+            lambda body, photo: body["inputs"][0].update(
+                data=[base64.b64encode(b"hello").decode()]
+            ),
+            422,
+        ),
+        (
+            lambda body, photo: body["inputs"][0].update(
+                data=[base64.b64encode(photo[: len(photo) // 2]).decode()]
+            ),
+            422,
+        ),
+    ],
+)
+def test_bad_encoded_images_are_4xx_with_a_sentence(client, served, photo, change, status):
+    body = _bytes_body([photo])
+    change(body, photo)
+    r = client.post(f"/v2/models/{served.name}/infer", json=body)
+    assert r.status_code == status, r.text
+    assert list(r.json()) == ["error"] and r.json()["error"]
+
+
+def test_too_many_encoded_images_is_413(make_client, served, photo):
+    client = make_client(max_batch_images=2)
+    r = client.post(f"/v2/models/{served.name}/infer", json=_bytes_body([photo] * 3))
+    assert r.status_code == 413 and "at most 2" in r.json()["error"]

@@ -23,13 +23,15 @@ def test_compare_trains_each_recipe_on_the_same_split_and_writes_the_table(small
             "-o",
             str(out),
             "-q",
+            "--json",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "bottleneck" in result.output and "scratch" in result.output
     for name in ("compare.md", "compare.png", "compare.json"):
         assert (out / name).is_file(), name
     table = json.loads((out / "compare.json").read_text())
+    printed = json.loads(result.stdout)  # --json: the same table on stdout
+    assert printed["output"] == str(out) and printed["rows"] == table["rows"]
     rows = {r["recipe"]: r for r in table["rows"]}
     assert set(rows) == {"bottleneck", "scratch"}
     for r in rows.values():

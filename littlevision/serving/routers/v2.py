@@ -3,11 +3,17 @@
 So that clients and tooling written for those servers can call a littlevision model unchanged:
 health, model metadata, and ``infer`` with the bundle's own tensor contract (input ``image``,
 UINT8 [N, S, S, 3], the whole image resized to S x S; output ``probabilities``, FP32 [N, C] in
-label order). Tensors travel as JSON; Triton's binary-data extension is not supported.
+label order). ``image`` may instead be a BYTES tensor of shape [N] whose elements are
+base64-encoded image files (JPEG, PNG, ...), as OpenVINO Model Server accepts them: the service
+decodes and resizes them, so a client need not. Tensors travel as JSON; Triton's binary-data
+extension is not supported. Errors are ``{"error": "<message>"}``; health and readiness answer
+200 when true and 503 (with the spec's body) when not; ``id`` is echoed only when sent.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Annotated, Any
 
 import numpy as np
@@ -50,10 +56,15 @@ class ServerMetadata(BaseModel):
 
 class RequestInput(BaseModel):
     name: str = Field(description=f"Must be '{ONNX_INPUT}'.")
-    shape: list[int] = Field(description="[N, S, S, 3] with S the model's image_size.")
-    datatype: str = Field(description="Must be 'UINT8'.")
+    shape: list[int] = Field(
+        description="[N, S, S, 3] with S the model's image_size (UINT8), or [N] (BYTES)."
+    )
+    datatype: str = Field(description="'UINT8' (pixels) or 'BYTES' (base64 image files).")
     parameters: dict[str, Any] | None = None
-    data: list[Any] = Field(description="The pixels, flat in row-major order or nested.")
+    data: list[Any] = Field(
+        description="UINT8: the pixels, flat in row-major order or nested. BYTES: N strings, "
+        "each a base64-encoded image file (JPEG, PNG, WebP, ...)."
+    )
 
 
 class RequestOutput(BaseModel):
@@ -87,6 +98,11 @@ class Liveness(BaseModel):
 
 
 class Ready(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
     ready: bool
 
 
@@ -152,7 +168,7 @@ def _metadata(model: LoadedModel) -> dict:
     "/models/{model_name}",
     response_model=ModelMetadata,
     summary="Model metadata",
-    responses=error_responses(404, 503),
+    responses=error_responses(404, 503, v2=True),
 )
 async def model_metadata(model: NamedModel) -> dict:
     return _metadata(model)
@@ -162,7 +178,7 @@ async def model_metadata(model: NamedModel) -> dict:
     "/models/{model_name}/versions/{model_version}",
     response_model=ModelMetadata,
     summary="Model metadata (one version)",
-    responses=error_responses(404, 503),
+    responses=error_responses(404, 503, v2=True),
 )
 async def model_version_metadata(model: NamedModel, model_version: ModelVersion) -> dict:
     _check_version(model, model_version)
@@ -171,17 +187,23 @@ async def model_version_metadata(model: NamedModel, model_version: ModelVersion)
 
 @router.get(
     "/models/{model_name}/ready",
-    response_model=Ready,
+    response_model=ModelReady,
     summary="Model readiness",
-    responses=error_responses(404, 503),
+    responses={**error_responses(404, v2=True), 503: {"model": ModelReady}},
 )
-async def model_ready(model: NamedModel, runtime: RuntimeDep) -> dict:
-    return {"ready": runtime.ready}
+async def model_ready(model: NamedModel, runtime: RuntimeDep):
+    if not runtime.ready:
+        return JSONResponse(
+            {"name": model.name, "ready": False}, status_code=503, headers={"Retry-After": "1"}
+        )
+    return {"name": model.name, "ready": True}
 
 
 _INFER_DOC = (
     "Input `image`: UINT8 tensor of shape [N, S, S, 3] (S = the model's image_size, the whole "
-    "image resized to S x S, RGB), `data` flat in row-major order or nested. Output "
+    "image resized to S x S, RGB), `data` flat in row-major order or nested; or a BYTES tensor "
+    "of shape [N] whose elements are base64-encoded image files (the service decodes and "
+    "resizes them). Output "
     "`probabilities`: FP32 [N, C] in label order (labels: GET /v1/model). Requests go through "
     "the same micro-batcher as /v1/predict. Malformed JSON or tensors get 400, a request that "
     "is not a v2 inference request 422. A full service answers 429 before reading the body; "
@@ -219,7 +241,8 @@ _INFER_BODY_DOC = {
     summary="Inference",
     description=_INFER_DOC,
     openapi_extra={"requestBody": _INFER_BODY_DOC},
-    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503, v2=True),
+    response_model_exclude_none=True,  # no id when the request had none
 )
 async def infer(request: Request, model: NamedModel, runtime: RuntimeDep) -> dict:
     return await _infer(request, model, runtime)
@@ -231,7 +254,8 @@ async def infer(request: Request, model: NamedModel, runtime: RuntimeDep) -> dic
     summary="Inference (one version)",
     description=_INFER_DOC,
     openapi_extra={"requestBody": _INFER_BODY_DOC},
-    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503),
+    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503, v2=True),
+    response_model_exclude_none=True,  # no id when the request had none
 )
 async def infer_version(
     request: Request, model: NamedModel, runtime: RuntimeDep, model_version: ModelVersion
@@ -296,10 +320,11 @@ async def _infer(request: Request, model: LoadedModel, runtime) -> dict:
         del body
         async with runtime.admit(len(images)):
             probs = await runtime.classify(model, images)
+    answer = {"model_name": model.name, "model_version": model.version}
+    if request_id is not None:
+        answer["id"] = request_id
     return {
-        "model_name": model.name,
-        "model_version": model.version,
-        "id": request_id,
+        **answer,
         "outputs": [
             {
                 "name": ONNX_OUTPUT,
@@ -324,8 +349,10 @@ def tensor_to_images(tensor: RequestInput, size: int, max_images: int) -> np.nda
 
     if tensor.name != ONNX_INPUT:
         raise bad(f"Expected input '{ONNX_INPUT}'. Received: {echo(tensor.name)}")
+    if tensor.datatype.upper() == "BYTES":
+        return encoded_images(tensor, size, max_images)
     if tensor.datatype.upper() != "UINT8":
-        raise bad(f"Expected datatype UINT8. Received: {echo(tensor.datatype)}")
+        raise bad(f"Expected datatype UINT8 or BYTES. Received: {echo(tensor.datatype)}")
     shape = tensor.shape
     if len(shape) != 4 or shape[1:] != [size, size, 3] or shape[0] < 1:
         raise bad(f"Expected shape [N, {size}, {size}, 3] with N >= 1. Received: {echo(shape)}")
@@ -349,3 +376,53 @@ def tensor_to_images(tensor: RequestInput, size: int, max_images: int) -> np.nda
     if values.size and (values.min() < 0 or values.max() > 255):
         raise bad("Expected pixel values 0-255. Received: values outside that range")
     return values.reshape(shape).astype(np.uint8)
+
+
+def encoded_images(tensor: RequestInput, size: int, max_images: int) -> np.ndarray:
+    """A BYTES tensor [N] of base64-encoded image files -> uint8 [N, S, S, 3], decoded as
+    ``/v1/predict`` decodes an upload (EXIF orientation, any mode to RGB, bomb limit).
+
+    Raises:
+        ApiError: 400 ``bad_tensor`` for a wrong shape or an element that is not base64; 413
+            for more than ``max_images``; the upload's 4xx when a file is not a usable image.
+    """
+    from littlevision.data.decode import DecodeError, load_image
+    from littlevision.serving.errors import decode_error
+
+    shape = tensor.shape
+    if len(shape) != 1 or shape[0] < 1:
+        raise ApiError(
+            400, "bad_tensor", f"Expected shape [N] with N >= 1 for BYTES. Received: {shape}"
+        )
+    if shape[0] > max_images:
+        raise ApiError(
+            413,
+            "too_many_images",
+            f"Expected at most {max_images} images per request. Received: {shape[0]}",
+        )
+    if len(tensor.data) != shape[0]:
+        raise ApiError(
+            400,
+            "bad_tensor",
+            f"Expected {shape[0]} elements for shape {shape}. Received: {len(tensor.data)}",
+        )
+    images = np.empty((shape[0], size, size, 3), np.uint8)
+    for i, item in enumerate(tensor.data):
+        if not isinstance(item, str):
+            raise ApiError(
+                400,
+                "bad_tensor",
+                f"Expected element {i} to be a base64 string. Received: {type(item).__name__}",
+            )
+        try:
+            data = base64.b64decode(item, validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                400, "bad_tensor", f"Expected element {i} to be base64. Received: other text"
+            ) from None
+        try:
+            images[i] = load_image(data, size)
+        except DecodeError as e:
+            error = decode_error(e)
+            raise ApiError(error.status_code, error.code, f"Element {i}: {error.message}") from None
+    return images
