@@ -87,7 +87,9 @@ def run_timed(cmd: list[str], env: dict, ok_codes=(0,)) -> tuple[float, float, s
 def doctor_json(data: Path, env: dict, *extra: str) -> tuple[dict, float, float]:
     with tempfile.TemporaryDirectory(prefix="lv-doctor-json-") as tmp:
         out = Path(tmp) / "report.json"
-        wall, cpu, _ = run_timed([*LV, "doctor", str(data), "-q", "--json-file", str(out), *extra], env)
+        wall, cpu, _ = run_timed(
+            [*LV, "doctor", str(data), "-q", "--json-file", str(out), *extra], env
+        )
         return json.loads(out.read_text()), wall, cpu
 
 

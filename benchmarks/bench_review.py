@@ -275,7 +275,7 @@ def planted_benchmark(env: dict, n_actions: int = 100) -> dict:
             proc.wait(timeout=30)
         env_q = {**env}
         out = subprocess.run(
-            [sys.executable, "-m", "littlevision.cli", "doctor", str(data), "--json", "-"],
+            [sys.executable, "-m", "littlevision.cli", "doctor", str(data), "--json"],
             capture_output=True,
             text=True,
             env=env_q,

@@ -1,6 +1,6 @@
 """Output paths checked before the work starts, so a long run never ends in a traceback.
 
-A verb that writes (``predict -o``, ``train -o``, ``doctor --json``...) calls one of these
+A verb that writes (``predict -o``, ``train -o``, ``doctor --json-file``...) calls one of these
 first: a path that is a folder where a file is wanted, a parent that is a file, or a place the
 process cannot create files in is a user mistake, said in one sentence, before anything is
 computed and without creating anything.

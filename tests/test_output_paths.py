@@ -37,7 +37,7 @@ CASES = {
     "predict under a file": ["predict", "{t}/run", "{t}/image.jpg", "-o", "{t}/a_file.txt/p.csv"],
     "train onto a file": ["train", "{t}/a_folder", "-o", "{t}/a_file.txt"],
     "train under /proc": ["train", "{t}/a_folder", "-o", "/proc/self/run"],
-    "doctor --json into a folder": ["doctor", "{t}/a_folder", "--json", "{t}/a_folder"],
+    "doctor --json-file into a folder": ["doctor", "{t}/a_folder", "--json-file", "{t}/a_folder"],
     "doctor --html under a file": ["doctor", "{t}/a_folder", "--html", "{t}/a_file.txt/r.html"],
     "explain onto a file": ["explain", "{t}/run", "{t}/image.jpg", "-o", "{t}/a_file.txt"],
     "feature-maps into a folder": ["feature-maps", "{t}/run", "{t}/image.jpg", "-o", "{t}"],

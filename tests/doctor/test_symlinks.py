@@ -49,7 +49,7 @@ def test_links_out_are_reported_not_examined_nor_moved(linked, tmp_path):
     before = _snapshot(outside)
     report_path = tmp_path / "report.json"
     result = CliRunner().invoke(
-        app, ["doctor", str(pets), "--quick", "--json", str(report_path), "--fix", "all", "-q"]
+        app, ["doctor", str(pets), "--quick", "--json-file", str(report_path), "--fix", "all", "-q"]
     )
     assert result.exit_code == 0, result.output
     assert _snapshot(outside) == before  # nothing moved out of, or written into, outside/
