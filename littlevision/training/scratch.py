@@ -256,124 +256,18 @@ def fit_epochs(
 
     keras = quiet_keras()
     ckpt = _Checkpoint(Path(output) / CHECKPOINT_DIR if output is not None else None)
-    log = EpochLog()
-    best: dict[str, Any] = {"loss": math.inf, "epoch": None, "wait": 0, "weights": None}
-    initial_epoch = 0
-    state = ckpt.load_state() if resume else None
-    if resume and state is None:
-        reporter.log(f"{name}: no checkpoint to resume in {output}; starting at epoch 1")
-    if state is not None:
-        saved = state.get("fingerprint", {})
-        diff = sorted(
-            k for k in set(fingerprint) | set(saved) if fingerprint.get(k) != saved.get(k)
-        )
-        if diff:
-            raise UserError(
-                f"The checkpoint in '{output}' was made with other "
-                f"{', '.join(diff)}: train into a new folder, or without --resume."
-            )
-        model.optimizer.build(model.trainable_variables)
-        if restore_best and state.get("best_weights"):
-            model.load_weights(ckpt.folder / state["best_weights"])
-            best["weights"] = model.get_weights()
-        model.load_weights(ckpt.folder / state["weights"])
-        initial_epoch = log.resumed_from = log.epochs_run = int(state["epoch"])
-        log.history = {k: list(v) for k, v in state.get("history", {}).items()}
-        best.update(
-            loss=state.get("best_loss", math.inf),
-            epoch=state.get("best_epoch"),
-            wait=state.get("wait", 0),
-        )
-        log.stopped_early = bool(state.get("stopped_early"))
-        done = log.stopped_early or initial_epoch >= epochs
-        reporter.log(
-            f"{name}: resuming after epoch {initial_epoch}"
-            + (" (training had finished)" if done else f" of {epochs}")
-        )
-        if log.stopped_early:
-            initial_epoch = epochs
-    elif output is not None:
-        ckpt.clear()
-
-    durations: list[float] = []
-
-    class _Epochs(keras.callbacks.Callback):
-        def __init__(self, stage):
-            super().__init__()
-            self.stage = stage
-            self.t0 = time.perf_counter()
-            self.cpu0 = time.process_time()
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-            self.cpu0 = time.process_time()
-            _reseed(self.model, epoch)
-
-        def on_epoch_end(self, epoch, logs=None):
-            dt = time.perf_counter() - self.t0
-            durations.append(dt)
-            logs = dict(logs or {})
-            for k, v in logs.items():
-                log.history.setdefault(k, []).append(float(v))
-            log.history.setdefault("seconds", []).append(round(dt, 3))
-            # CPU time of all threads: on a shared machine, wall time alone says little
-            log.history.setdefault("cpu_seconds", []).append(
-                round(time.process_time() - self.cpu0, 3)
-            )
-            val_loss = float(logs.get("val_loss", math.nan))
-            improved = math.isfinite(val_loss) and val_loss < best["loss"]
-            if improved:
-                best.update(loss=val_loss, epoch=epoch + 1, wait=0)
-                if restore_best:
-                    best["weights"] = self.model.get_weights()
-            else:
-                best["wait"] += 1
-            stop = patience is not None and best["wait"] >= patience
-            if stop:
-                self.model.stop_training = True
-                log.stopped_early = True
-            log.epochs_run = epoch + 1
-            ckpt.save(
-                self.model,
-                {
-                    "epoch": epoch + 1,
-                    "epochs": epochs,
-                    "history": log.history,
-                    "fingerprint": fingerprint,
-                    "best_loss": best["loss"],
-                    "best_epoch": best["epoch"],
-                    "wait": best["wait"],
-                    "stopped_early": stop,
-                    "best_weights": self.best_file(improved),
-                },
-                best=improved and restore_best,
-            )
-            left = (epochs - epoch - 1) * sum(durations) / len(durations)
-            shown = "  ".join(
-                f"{k} {logs[k]:.4f}"
-                for k in ("loss", "accuracy", "val_loss", "val_accuracy")
-                if k in logs
-            )
-            reporter.log(
-                f"{name} epoch {epoch + 1}/{epochs}: {shown}  ({dt:.1f} s"
-                + (
-                    f", early stop: no better validation loss in {patience} epochs)"
-                    if stop
-                    else f", ETA {format_duration(left)})"
-                    if left > 0
-                    else ")"
-                )
-            )
-            self.stage.advance(1)
-
-        def best_file(self, improved: bool) -> str | None:
-            if not restore_best or improved:
-                return None  # ckpt.save names the new file
-            previous = ckpt.load_state()
-            return previous.get("best_weights") if previous else None
-
+    run = _EpochRun(
+        model, ckpt, EpochLog(), reporter, name, epochs, fingerprint, patience, restore_best
+    )
+    initial_epoch = run.restore(output) if resume else None
+    if initial_epoch is None:  # a fresh start: no stale checkpoint left to resume by mistake
+        initial_epoch = 0
+        if output is not None:
+            ckpt.clear()
+    log = run.log
     if initial_epoch < epochs:
         with reporter.stage(f"train {name}", total=epochs) as stage:
+            run.stage = stage
             if initial_epoch:
                 stage.advance(initial_epoch)
             try:
@@ -385,7 +279,11 @@ def fit_epochs(
                     validation_data=val_data,
                     verbose=0,
                     shuffle=False,
-                    callbacks=[_Epochs(stage)],
+                    callbacks=[
+                        keras.callbacks.LambdaCallback(
+                            on_epoch_begin=run.begin, on_epoch_end=run.end
+                        )
+                    ],
                 )
             except KeyboardInterrupt:
                 if ckpt.load_state() is not None:
@@ -396,14 +294,165 @@ def fit_epochs(
                 raise
             if log.epochs_run < epochs:  # stopped early: the bar ends full, the log says why
                 stage.advance(epochs - log.epochs_run)
-    if durations:
-        log.seconds_per_epoch = float(np.mean(durations))
-    if restore_best and best["weights"] is not None:
-        model.set_weights(best["weights"])
+    if run.durations:
+        log.seconds_per_epoch = float(np.mean(run.durations))
+    if restore_best and run.best["weights"] is not None:
+        model.set_weights(run.best["weights"])
     if clear_when_done:
         ckpt.clear()
-    log.best_epoch = best["epoch"]
+    log.best_epoch = run.best["epoch"]
     return log
+
+
+class _EpochRun:
+    """What :func:`fit_epochs` does around Keras' epochs: resume, record, stop early, checkpoint.
+
+    :meth:`begin` and :meth:`end` are Keras' ``on_epoch_begin``/``on_epoch_end``.
+    """
+
+    def __init__(
+        self,
+        model,
+        ckpt: _Checkpoint,
+        log: EpochLog,
+        reporter: Reporter,
+        name: str,
+        epochs: int,
+        fingerprint: dict[str, Any],
+        patience: int | None,
+        restore_best: bool,
+    ) -> None:
+        self.model, self.ckpt, self.log, self.reporter = model, ckpt, log, reporter
+        self.name, self.epochs, self.fingerprint = name, epochs, fingerprint
+        self.patience, self.restore_best = patience, restore_best
+        self.best: dict[str, Any] = {"loss": math.inf, "epoch": None, "wait": 0, "weights": None}
+        self.durations: list[float] = []
+        self.stage = None
+        self.t0 = self.cpu0 = 0.0
+
+    def restore(self, output) -> int | None:
+        """Load the checkpoint to resume from; return the epoch to start at (None: none).
+
+        Raises:
+            UserError: the checkpoint was made for other data or settings.
+        """
+        name, model, log, best = self.name, self.model, self.log, self.best
+        state = self.ckpt.load_state()
+        if state is None:
+            self.reporter.log(f"{name}: no checkpoint to resume in {output}; starting at epoch 1")
+            return None
+        saved = state.get("fingerprint", {})
+        fingerprint = self.fingerprint
+        diff = sorted(
+            k for k in set(fingerprint) | set(saved) if fingerprint.get(k) != saved.get(k)
+        )
+        if diff:
+            raise UserError(
+                f"The checkpoint in '{output}' was made with other "
+                f"{', '.join(diff)}: train into a new folder, or without --resume."
+            )
+        model.optimizer.build(model.trainable_variables)
+        if self.restore_best and state.get("best_weights"):
+            model.load_weights(self.ckpt.folder / state["best_weights"])
+            best["weights"] = model.get_weights()
+        model.load_weights(self.ckpt.folder / state["weights"])
+        initial_epoch = log.resumed_from = log.epochs_run = int(state["epoch"])
+        log.history = {k: list(v) for k, v in state.get("history", {}).items()}
+        best.update(
+            loss=state.get("best_loss", math.inf),
+            epoch=state.get("best_epoch"),
+            wait=state.get("wait", 0),
+        )
+        log.stopped_early = bool(state.get("stopped_early"))
+        done = log.stopped_early or initial_epoch >= self.epochs
+        self.reporter.log(
+            f"{name}: resuming after epoch {initial_epoch}"
+            + (" (training had finished)" if done else f" of {self.epochs}")
+        )
+        return self.epochs if log.stopped_early else initial_epoch
+
+    def begin(self, epoch: int, logs=None) -> None:
+        self.t0 = time.perf_counter()
+        self.cpu0 = time.process_time()
+        _reseed(self.model, epoch)
+
+    def end(self, epoch: int, logs=None) -> None:
+        dt = time.perf_counter() - self.t0
+        self.durations.append(dt)
+        logs = dict(logs or {})
+        self._record(logs, dt)
+        improved, stop = self._judge(epoch, float(logs.get("val_loss", math.nan)))
+        self.log.epochs_run = epoch + 1
+        self._save(epoch, improved, stop)
+        self._report(epoch, logs, dt, stop)
+        if self.stage is not None:
+            self.stage.advance(1)
+
+    def _record(self, logs: dict, dt: float) -> None:
+        history = self.log.history
+        for k, v in logs.items():
+            history.setdefault(k, []).append(float(v))
+        history.setdefault("seconds", []).append(round(dt, 3))
+        # CPU time of all threads: on a shared machine, wall time alone says little
+        history.setdefault("cpu_seconds", []).append(round(time.process_time() - self.cpu0, 3))
+
+    def _judge(self, epoch: int, val_loss: float) -> tuple[bool, bool]:
+        """(improved, stop): a lower validation loss, and whether patience ran out."""
+        best = self.best
+        improved = math.isfinite(val_loss) and val_loss < best["loss"]
+        if improved:
+            best.update(loss=val_loss, epoch=epoch + 1, wait=0)
+            if self.restore_best:
+                best["weights"] = self.model.get_weights()
+        else:
+            best["wait"] += 1
+        stop = self.patience is not None and best["wait"] >= self.patience
+        if stop:
+            self.model.stop_training = True
+            self.log.stopped_early = True
+        return improved, stop
+
+    def _save(self, epoch: int, improved: bool, stop: bool) -> None:
+        best = self.best
+        self.ckpt.save(
+            self.model,
+            {
+                "epoch": epoch + 1,
+                "epochs": self.epochs,
+                "history": self.log.history,
+                "fingerprint": self.fingerprint,
+                "best_loss": best["loss"],
+                "best_epoch": best["epoch"],
+                "wait": best["wait"],
+                "stopped_early": stop,
+                "best_weights": self._best_file(improved),
+            },
+            best=improved and self.restore_best,
+        )
+
+    def _best_file(self, improved: bool) -> str | None:
+        if not self.restore_best or improved:
+            return None  # ckpt.save names the new file
+        previous = self.ckpt.load_state()
+        return previous.get("best_weights") if previous else None
+
+    def _report(self, epoch: int, logs: dict, dt: float, stop: bool) -> None:
+        left = (self.epochs - epoch - 1) * sum(self.durations) / len(self.durations)
+        shown = "  ".join(
+            f"{k} {logs[k]:.4f}"
+            for k in ("loss", "accuracy", "val_loss", "val_accuracy")
+            if k in logs
+        )
+        self.reporter.log(
+            f"{self.name} epoch {epoch + 1}/{self.epochs}: {shown}  ({dt:.1f} s"
+            + (
+                f", early stop: no better validation loss in {self.patience} epochs)"
+                if stop
+                else f", ETA {format_duration(left)})"
+                if left > 0
+                else ")"
+            )
+        )
 
 
 def plot_learning_curves(
