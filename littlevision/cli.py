@@ -8,6 +8,7 @@ traceback), 3 a crash of littlevision itself (one line naming a log file with th
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Annotated
 
