@@ -1,7 +1,7 @@
 """Data doctor benchmark (issue 4): planted problems, speed against cleanvision, cat-breeds.
 
 Run with ``make bench BENCH=doctor`` or ``.venv/bin/python benchmarks/bench_doctor.py [parts]``
-where parts are any of ``planted speed breeds`` (default: all three). Prints Markdown tables and
+where parts are any of ``planted speed breeds labels`` (default: all four). Prints Markdown tables and
 writes ``.bench/doctor.json``.
 
 (a) ``planted``: copies a slice of cats-vs-dogs (tutorial layout) to a temp folder, plants
@@ -12,11 +12,14 @@ writes ``.bench/doctor.json``.
 (b) ``speed``: ``doctor`` on the full cats-vs-dogs (2800 images) with a cold embedding cache
     (the backbone's ONNX export, a once-per-install cost, is done and timed first), then warm;
     and cleanvision on the same folder, run from its own virtual environment (cleanvision is
-    AGPL: never a dependency of littlevision) -- ``--cleanvision-python`` or
+    Apache-2.0 since 0.3.7, but not a dependency of littlevision) -- ``--cleanvision-python`` or
     ``$CLEANVISION_PYTHON``, default ``.dev/cleanvision-env/bin/python`` -- listing which issue
     types each tool finds.
 (c) ``breeds``: ``doctor`` on cat-breeds through its CSV, cold cache: every real problem the
     dataset's README lists must be reported (checked against an independent scan), and time.
+(d) ``labels``: the doctor's confident learning against cleanlab's ``find_label_issues`` (when
+    cleanlab is installed) on the same out-of-fold probabilities: the planted swaps of (a)
+    under three seeds, and 40 random swaps in all of cats-vs-dogs under three seeds.
 """
 
 from __future__ import annotations
@@ -634,6 +637,83 @@ def label_noise_at_scale(cache: Path, n_flips: int = 40, seeds: int = 3) -> list
     return rows
 
 
+def _cleanlab_issues(labels: np.ndarray, probs: np.ndarray) -> np.ndarray | None:
+    """cleanlab's ``find_label_issues`` (prune by noise rate, its default), or None without it."""
+    try:
+        from cleanlab.filter import find_label_issues as cleanlab_find
+    except ImportError:
+        return None
+    return np.asarray(cleanlab_find(labels, probs), dtype=bool)
+
+
+def _score_flags(flags: np.ndarray, truth: np.ndarray) -> dict:
+    found, flagged = int((flags & truth).sum()), int(flags.sum())
+    return {
+        "found": found,
+        "planted": int(truth.sum()),
+        "recall": found / max(int(truth.sum()), 1),
+        "flagged": flagged,
+        "precision": found / flagged if flagged else None,
+    }
+
+
+def label_methods(cache: Path, seeds: int = 3, n_flips: int = 40) -> dict:
+    """The doctor's own confident learning against cleanlab's ``find_label_issues`` on the same
+    out-of-fold probabilities: (1) the planted benchmark's 10 swapped labels (3 plantings),
+    (2) all of cats-vs-dogs with ``n_flips`` labels swapped at random (3 draws)."""
+    os.environ["LITTLEVISION_CACHE"] = str(cache)
+    from littlevision.data.dataset import Dataset
+    from littlevision.doctor.confident import find_label_issues
+    from littlevision.doctor.labels import out_of_fold_probabilities
+    from littlevision.features import Embedder
+
+    embedder = Embedder("lite0")
+    rows = []
+
+    def compare(where: str, seed: int, feats, labels, truth) -> None:
+        t0 = time.perf_counter()
+        probs = out_of_fold_probabilities(feats, labels, 2)
+        oof_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours = find_label_issues(labels, probs).is_issue
+        ours_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        theirs = _cleanlab_issues(labels, probs)
+        theirs_s = time.perf_counter() - t0
+        row = {"where": where, "seed": seed, "n": len(labels), "oof_s": oof_s}
+        row["doctor"] = {**_score_flags(ours, truth), "seconds": ours_s}
+        if theirs is not None:
+            row["cleanlab"] = {**_score_flags(theirs, truth), "seconds": theirs_s}
+        rows.append(row)
+
+    for seed in range(seeds):
+        tmp = Path(tempfile.mkdtemp(prefix="lv-doctor-labels-"))
+        try:
+            truth_files = set(plant(tmp / "pets", seed=seed)["label_issues"])
+            ds = Dataset.from_folder(tmp / "pets")
+            emb = embedder.embed_paths(ds.paths)
+            feats = emb.features / np.linalg.norm(emb.features, axis=1, keepdims=True)
+            paths = [ds.paths[i] for i in emb.ok_indices]
+            truth = np.array([p.relative_to(tmp / "pets").as_posix() in truth_files for p in paths])
+            compare("planted", seed, feats, ds.y[emb.ok_indices], truth)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    ds = Dataset.from_folder(DATASETS / "cats-vs-dogs")
+    emb = embedder.embed_paths(ds.paths)
+    feats = emb.features / np.linalg.norm(emb.features, axis=1, keepdims=True)
+    y = ds.y[emb.ok_indices]
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        flip = rng.choice(len(y), n_flips, replace=False)
+        noisy = y.copy()
+        noisy[flip] = 1 - noisy[flip]
+        truth = np.zeros(len(y), bool)
+        truth[flip] = True
+        compare("cats-vs-dogs", seed, feats, noisy, truth)
+    return {"rows": rows}
+
+
 # -- (c) cat-breeds -------------------------------------------------------------------------------
 
 
@@ -798,9 +878,24 @@ def print_tables(results: dict) -> None:
         print(f"\nreal problems (independent scan): {b['truth']}")
 
 
+def print_label_methods(result: dict) -> None:
+    print("\n### (d) wrong labels: the doctor's confident learning against cleanlab\n")
+    print("| data | seed | images | method | found / planted | flagged | precision |")
+    print("|---|---|---|---|---|---|---|")
+    for r in result["rows"]:
+        for method in ("doctor", "cleanlab"):
+            if method not in r:
+                continue
+            m = r[method]
+            print(
+                f"| {r['where']} | {r['seed']} | {r['n']} | {method} | {m['found']} / "
+                f"{m['planted']} | {m['flagged']} | {_pct(m['precision'])} |"
+            )
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", default=["planted", "speed", "breeds"])
+    parser.add_argument("parts", nargs="*", default=["planted", "speed", "breeds", "labels"])
     parser.add_argument("--cleanvision-python", default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the planted folder.")
     args = parser.parse_args(argv)
@@ -822,8 +917,12 @@ def main(argv: list[str]) -> int:
         results["label_noise"] = label_noise_at_scale(cache)
     if "breeds" in args.parts:
         results["breeds"] = breeds_benchmark(env, cache)
+    if "labels" in args.parts:
+        results["labels"] = label_methods(cache)
     (OUT / "doctor.json").write_text(json.dumps(results, indent=2, default=str))
     print_tables(results)
+    if "labels" in results:
+        print_label_methods(results["labels"])
     return 0
 
 

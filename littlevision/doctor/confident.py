@@ -8,8 +8,10 @@ unsure about are not over-flagged. It then ranks and flags as many examples per 
 cell as the estimated noise rate says ("prune by noise rate"), by the margin
 ``p[true] - p[given]``.
 
-Written here on purpose: the reference implementation (cleanlab) is AGPL-licensed and must not
-be a dependency of this Apache-2.0 package.
+Written here rather than taken from the reference implementation, cleanlab (Apache-2.0 since
+2.8): on the same probabilities cleanlab's ``find_label_issues`` flags the same images (see
+docs/doctor.md, "Wrong labels: the doctor against cleanlab") in ~600 ms per call to this one's
+~1 ms, and would be one more dependency.
 """
 
 from __future__ import annotations
