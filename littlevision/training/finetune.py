@@ -31,6 +31,7 @@ import numpy as np
 
 from littlevision.errors import UserError
 from littlevision.metrics import log_loss
+from littlevision.models import get_backbone_spec
 from littlevision.progress import NULL, Reporter
 from littlevision.training import augment as aug
 from littlevision.training.base import FitResult, Recipe
@@ -120,6 +121,28 @@ def _activations(
     return out
 
 
+def _log_info(log) -> dict:
+    """How the epochs went, for the card."""
+    return {
+        "epochs_run": log.epochs_run,
+        "best_epoch": log.best_epoch,
+        "stopped_early": log.stopped_early,
+        "resumed_from": log.resumed_from,
+        "seconds_per_epoch": log.seconds_per_epoch,
+    }
+
+
+def _start_is_better(start: dict, tuned: dict) -> bool:
+    """Keep the bottleneck model only when it is better on validation loss AND at least as
+    accurate: a few mislabelled validation photos can make a better, more confident model's
+    log-loss worse, so loss alone would throw good fine-tuning away."""
+    return (
+        start["log_loss"] is not None
+        and start["log_loss"] < tuned["log_loss"]
+        and start["accuracy"] >= tuned["accuracy"]
+    )
+
+
 def _scores(probs: np.ndarray, y: np.ndarray) -> dict[str, float | None]:
     """Validation accuracy and log-loss (None without validation images)."""
     if len(y) == 0:
@@ -201,74 +224,48 @@ class Finetune(Recipe):
         config = AUGMENT_PRESETS[self.augment]
         return config if not config.is_identity else aug.AffineAugment(horizontal_flip=True)
 
-    def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
+    def _views_that_fit(self, n_train: int, shape: tuple, reporter: Reporter) -> int:
+        """``views``, fewer when their float16 activations would pass MAX_ACTIVATION_BYTES."""
+        per_view = n_train * math.prod(shape) * 2
+        if self.views * per_view <= MAX_ACTIVATION_BYTES:
+            return self.views
+        views = max(1, MAX_ACTIVATION_BYTES // per_view)
+        reporter.log(
+            f"finetune: {n_train} images x {self.views} views would need "
+            f"{self.views * per_view / 1e9:.1f} GB; using {views} view(s)"
+        )
+        return views
+
+    def _frozen_activations(
+        self, bottom, size: int, train_images, val_images, shape, views, config, reporter
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The frozen bottom's outputs, once per epoch of training: ``views`` versions of each
+        training image (the first as it is, the others augmented) [V * N, *shape] float16, and
+        the validation images' [N_val, *shape] float32."""
+        n = len(train_images)
+        with tempfile.TemporaryDirectory(prefix="lv-finetune-") as tmp:
+            session = _bottom_session(bottom, size, Path(tmp))
+            total = views * n + len(val_images)
+            with reporter.stage(f"frozen layers x{views} views", total=total) as st:
+                acts = np.empty((views * n, *shape), np.float16)
+                for v in range(views):
+                    images = (
+                        train_images
+                        if v == 0
+                        else aug.augment_array(
+                            train_images, seed=self.seed * 1000 + v, config=config
+                        )
+                    )
+                    acts[v * n : (v + 1) * n] = _activations(session, images, shape, np.float16, st)
+                val_acts = _activations(session, val_images, shape, np.float32, st)
+            del session
+        return acts, val_acts
+
+    def _training_model(self, top, classifier, shape: tuple, n_steps: int):
+        """The model trained: top blocks (BatchNorm frozen, so in inference mode) + the head."""
         from littlevision._tf import quiet_keras
 
         keras = quiet_keras()
-        config = self._check()
-        size = self._size()
-        n_classes = len(train.classes)
-        t0 = time.perf_counter()
-        tr, va = decode_split(train, val, size, reporter)
-        if len(tr.ok_indices) == 0:
-            raise UserError("None of the training images could be read.")
-        y_tr, y_va = train.y[tr.ok_indices], val.y[va.ok_indices]
-        t_decode = time.perf_counter() - t0
-
-        # The full model, whose layers the training model shares; its head is set below.
-        keras.utils.set_random_seed(int(self.seed))
-        with reporter.stage("build backbone"):
-            from littlevision.models import get_backbone_spec
-
-            dim = get_backbone_spec(self.backbone).feature_dim
-            model = build_classifier(
-                self.backbone,
-                size,
-                np.zeros((dim, n_classes), np.float32),
-                np.zeros(n_classes, np.float32),
-            )
-            base = next(layer for layer in model.layers if hasattr(layer, "layers"))
-            bottom, top, first_block = split_backbone(base, self.unfreeze)
-        shape = tuple(int(d) for d in bottom.output.shape[1:])
-
-        # Activations of the frozen bottom: `views` versions of each training image.
-        views = self.views
-        per_view = len(y_tr) * math.prod(shape) * 2
-        if views * per_view > MAX_ACTIVATION_BYTES:
-            views = max(1, MAX_ACTIVATION_BYTES // per_view)
-            reporter.log(
-                f"finetune: {len(y_tr)} images x {self.views} views would need "
-                f"{self.views * per_view / 1e9:.1f} GB; using {views} view(s)"
-            )
-        t1 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="lv-finetune-") as tmp:
-            session = _bottom_session(bottom, size, Path(tmp))
-            total = views * len(y_tr) + len(y_va)
-            with reporter.stage(f"frozen layers x{views} views", total=total) as st:
-                acts = np.empty((views * len(y_tr), *shape), np.float16)
-                for v in range(views):
-                    images = (
-                        tr.images
-                        if v == 0
-                        else aug.augment_array(tr.images, seed=self.seed * 1000 + v, config=config)
-                    )
-                    acts[v * len(y_tr) : (v + 1) * len(y_tr)] = _activations(
-                        session, images, shape, np.float16, st
-                    )
-                val_acts = _activations(session, va.images, shape, np.float32, st)
-            del session
-        t_acts = time.perf_counter() - t1
-
-        # The bottleneck head, fitted on the original images' pooled features.
-        with reporter.stage("fit bottleneck head"):
-            feats = top.predict(aug.eval_dataset(acts[: len(y_tr)]), verbose=0)
-            kernel, bias, head_info = fit_linear_head(feats, y_tr, n_classes, seed=self.seed)
-            classifier = model.get_layer("classifier")
-            classifier.set_weights([kernel, bias])
-            val_feats = top.predict(aug.eval_dataset(val_acts), verbose=0)
-            start_probs = softmax(val_feats @ kernel + bias)
-
-        # The training model: top blocks (BatchNorm frozen, so in inference mode) + the head.
         for layer in top.layers:
             layer.trainable = type(layer).__name__ not in ("BatchNormalization", "InputLayer")
         classifier.trainable = True
@@ -277,27 +274,23 @@ class Finetune(Recipe):
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
         net = keras.Model(inputs, classifier(x), name="finetune_top")
-        n_steps = aug.steps(len(y_tr), self.batch_size)
         schedule = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.epochs * n_steps)
         net.compile(
             optimizer=keras.optimizers.Adam(schedule),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
-        weights, cw = sample_weights_for(y_tr, n_classes)
-        if cw:
-            reporter.log(
-                "finetune: classes are imbalanced; weighting the loss by "
-                + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items())
-            )
-        val_data = aug.eval_dataset(val_acts, y_va, 64) if len(y_va) else None
-        start_weights = net.get_weights()
-        start = _scores(start_probs, y_va)
+        return net
+
+    def _train(
+        self, net, acts, y, views, weights, n_steps, val_data, fingerprint, output, reporter
+    ):
+        """Train ``net`` on the frozen activations, one view per epoch; an :class:`EpochLog`."""
 
         def make_train(initial_epoch: int):
             return aug.training_dataset(
                 acts,
-                y_tr,
+                y,
                 batch_size=self.batch_size,
                 seed=self.seed,
                 config=aug.NONE,
@@ -307,7 +300,38 @@ class Finetune(Recipe):
                 sample_weights=weights,
             )
 
-        fingerprint = data_fingerprint(
+        return fit_epochs(
+            net,
+            make_train,
+            n_steps,
+            val_data,
+            epochs=self.epochs,
+            name="finetune",
+            fingerprint=fingerprint,
+            output=Path(output) if output is not None else None,
+            resume=self.resume,
+            reporter=reporter,
+            patience=self.patience,
+            restore_best=True,
+            clear_when_done=True,
+        )  # its cosine schedule fixes the epochs
+
+    def _settings_info(self, first_block: int, views: int, config) -> dict:
+        """The settings this run trained with, for the card."""
+        return {
+            "unfrozen_from_block": first_block,
+            "unfreeze": self.unfreeze,
+            "views": views,
+            "augment": self.augment,
+            "augment_ranges": config.to_dict(),
+            "dropout": self.dropout,
+            "optimizer": f"Adam(cosine from {self.learning_rate})",
+            "epochs": self.epochs,
+        }
+
+    def _fingerprint(self, train, val, size: int, views: int) -> dict:
+        """What a checkpoint must match to be resumed."""
+        return data_fingerprint(
             train,
             val,
             recipe="finetune",
@@ -323,36 +347,75 @@ class Finetune(Recipe):
             patience=self.patience,
             seed=self.seed,
         )
-        log = fit_epochs(
-            net,
-            make_train,
-            n_steps,
-            val_data,
-            epochs=self.epochs,
-            name="finetune",
-            fingerprint=fingerprint,
-            output=Path(output) if output is not None else None,
-            resume=self.resume,
-            reporter=reporter,
-            patience=self.patience,
-            restore_best=True,
-            clear_when_done=True,
-        )  # its cosine schedule fixes the epochs
+
+    def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
+        from littlevision._tf import quiet_keras
+
+        keras = quiet_keras()
+        config = self._check()
+        size = self._size()
+        n_classes = len(train.classes)
+        dim = get_backbone_spec(self.backbone).feature_dim
+        t0 = time.perf_counter()
+        tr, va = decode_split(train, val, size, reporter)
+        if len(tr.ok_indices) == 0:
+            raise UserError("None of the training images could be read.")
+        y_tr, y_va = train.y[tr.ok_indices], val.y[va.ok_indices]
+        t_decode = time.perf_counter() - t0
+
+        # The full model, whose layers the training model shares; its head is set below.
+        keras.utils.set_random_seed(int(self.seed))
+        with reporter.stage("build backbone"):
+            model = build_classifier(
+                self.backbone,
+                size,
+                np.zeros((dim, n_classes), np.float32),
+                np.zeros(n_classes, np.float32),
+            )
+            base = next(layer for layer in model.layers if hasattr(layer, "layers"))
+            bottom, top, first_block = split_backbone(base, self.unfreeze)
+        shape = tuple(int(d) for d in bottom.output.shape[1:])
+
+        # Activations of the frozen bottom: `views` versions of each training image.
+        views = self._views_that_fit(len(y_tr), shape, reporter)
+        t1 = time.perf_counter()
+        acts, val_acts = self._frozen_activations(
+            bottom, size, tr.images, va.images, shape, views, config, reporter
+        )
+        t_acts = time.perf_counter() - t1
+
+        # The bottleneck head, fitted on the original images' pooled features.
+        with reporter.stage("fit bottleneck head"):
+            feats = top.predict(aug.eval_dataset(acts[: len(y_tr)]), verbose=0)
+            kernel, bias, head_info = fit_linear_head(feats, y_tr, n_classes, seed=self.seed)
+            classifier = model.get_layer("classifier")
+            classifier.set_weights([kernel, bias])
+            val_feats = top.predict(aug.eval_dataset(val_acts), verbose=0)
+            start_probs = softmax(val_feats @ kernel + bias)
+
+        n_steps = aug.steps(len(y_tr), self.batch_size)
+        net = self._training_model(top, classifier, shape, n_steps)
+        weights, cw = sample_weights_for(y_tr, n_classes)
+        if cw:
+            reporter.log(
+                "finetune: classes are imbalanced; weighting the loss by "
+                + ", ".join(f"{train.classes[i]} x{w:.2f}" for i, w in cw.items())
+            )
+        val_data = aug.eval_dataset(val_acts, y_va, 64) if len(y_va) else None
+        start_weights = net.get_weights()
+        start = _scores(start_probs, y_va)
+
+        fingerprint = self._fingerprint(train, val, size, views)
+        log = self._train(
+            net, acts, y_tr, views, weights, n_steps, val_data, fingerprint, output, reporter
+        )
         t_train = time.perf_counter() - t1 - t_acts
         val_probs = (
             np.asarray(net.predict(aug.eval_dataset(val_acts), verbose=0), np.float32)
             if len(y_va)
             else np.zeros((0, n_classes), np.float32)
         )
-        tuned = _scores(val_probs, y_va)
-        # The bottleneck model is kept only when it is better on validation loss AND at least
-        # as accurate: a few mislabelled validation photos can make a better, more confident
-        # model's log-loss worse, so loss alone would throw good fine-tuning away.
-        kept_start = (
-            start["log_loss"] is not None
-            and start["log_loss"] < tuned["log_loss"]
-            and start["accuracy"] >= tuned["accuracy"]
-        )
+        kept_start = _start_is_better(start, _scores(val_probs, y_va))
         if kept_start:
             net.set_weights(start_weights)
             val_probs = start_probs.astype(np.float32)
@@ -371,19 +434,8 @@ class Finetune(Recipe):
             layer.trainable = False  # the saved model is for inference
         info = {
             **head_info,
-            "unfrozen_from_block": first_block,
-            "unfreeze": self.unfreeze,
-            "views": views,
-            "augment": self.augment,
-            "augment_ranges": config.to_dict(),
-            "dropout": self.dropout,
-            "optimizer": f"Adam(cosine from {self.learning_rate})",
-            "epochs": self.epochs,
-            "epochs_run": log.epochs_run,
-            "best_epoch": log.best_epoch,
-            "stopped_early": log.stopped_early,
-            "resumed_from": log.resumed_from,
-            "seconds_per_epoch": log.seconds_per_epoch,
+            **self._settings_info(first_block, views, config),
+            **_log_info(log),
             "class_weights": cw,
             "bottleneck_start": start,
             "kept_bottleneck": kept_start,
