@@ -375,23 +375,51 @@ def build_context(
     config: ReportConfig = ReportConfig(),
     data_root: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Everything the template shows, computed (images encoded) but not yet rendered."""
+    """Everything the template shows, computed (images encoded) but not yet rendered.
+
+    One step per part of the page; a step that fails leaves a note in its section (or raises,
+    with ``config.strict``) and the others still run.
+    """
     started = time.perf_counter()
-    card, labels = bundle.card, bundle.labels
     notes = _Notes(config.strict, reporter)
-    data = card.get("data", {})
-    metrics = bundle.metrics or {}
     ctx: dict[str, Any] = {
         "title": f"littlevision report: {bundle.name}",
         "name": bundle.name,
-        "card": card,
-        "labels": labels,
-        "metrics": metrics,
+        "card": bundle.card,
+        "labels": bundle.labels,
+        "metrics": bundle.metrics or {},
         "sections": SECTIONS,
         "notes": notes.items,
-        "data": data,
+        "data": bundle.card.get("data", {}),
     }
-    classes = data.get("classes") or labels
+    _data_section(ctx, bundle)
+    _training_section(ctx, bundle, notes)
+    val = _validation_section(ctx, bundle, data_root, config, notes, reporter)
+    explainer = _load_explainer(bundle, notes, reporter)
+    keras_model = explainer.model if explainer is not None else None
+    ctx["gradcam_layer"] = explainer.layer_.path if explainer is not None else None
+    first_image = _examples_section(ctx, explainer, val, bundle.labels, config, notes, reporter)
+    ctx.update(feature_maps=None, filters=None, filter_am=None, class_am=None, n_params=None)
+    if keras_model is not None:
+        ctx["n_params"] = int(keras_model.count_params())
+        _feature_maps_section(ctx, keras_model, first_image, notes, reporter)
+        _filters_section(ctx, keras_model, bundle.labels, config, notes, reporter)
+    else:
+        for section in ("feature-maps", "filters"):
+            notes.add(
+                section, "These need the Keras model (model.keras), which could not be loaded."
+            )
+    ctx["files"] = _file_sizes(bundle.path)
+    ctx["report_seconds"] = time.perf_counter() - started
+    ctx["report_timings"] = {k: round(v, 2) for k, v in notes.seconds.items()}
+    ctx["report_cpu_timings"] = {k: round(v, 2) for k, v in notes.cpu_seconds.items()}
+    return ctx
+
+
+def _data_section(ctx: dict[str, Any], bundle: Bundle) -> None:
+    """Counts per class, skipped files, the loader's summary and the doctor's findings."""
+    data = ctx["data"]
+    classes = data.get("classes") or bundle.labels
     ctx["counts"] = [
         (c, data.get("counts_train", {}).get(c, 0), data.get("counts_val", {}).get(c, 0))
         for c in classes
@@ -405,13 +433,16 @@ def build_context(
     )
     ctx["doctor"] = _doctor_findings(bundle.path)
 
+
+def _training_section(ctx: dict[str, Any], bundle: Bundle, notes: _Notes) -> None:
+    """The learning curves and the confusion matrix, from the run's files."""
     history = _read_json(bundle.path / "history.json")
     ctx["curves"] = None
     if isinstance(history, dict) and history:
         with notes.guard("curves", "draw the learning curves"):
             png = _plots.learning_curves_png(history)
             ctx["curves"] = _png_uri(png) if png else None
-
+    metrics, labels = ctx["metrics"], bundle.labels
     ctx["confusion"] = None
     if metrics.get("confusion"):
         with notes.guard("confusion", "draw the confusion matrix"):
@@ -422,7 +453,9 @@ def build_context(
                 "classes": metrics.get("classes", labels),
             }
 
-    # -- validation images: predictions, calibration, examples ----------------------------
+
+def _validation_section(ctx, bundle, data_root, config, notes, reporter):
+    """Predict the validation images (when found) and draw the calibration; the files."""
     val = _validation_files(bundle, data_root)
     if val.note:
         for section in ("calibration", "top-losses", "correct"):
@@ -442,104 +475,106 @@ def build_context(
         ctx["n_wrong"] = int((val.probabilities.argmax(1) != val.y).sum())
     if val.failures:
         notes.add("calibration", f"{len(val.failures)} validation image(s) could not be decoded.")
+    return val
 
-    # -- the Keras model: Grad-CAM, feature maps, filters ---------------------------------
-    explainer = keras_model = None
+
+def _load_explainer(bundle: Bundle, notes: _Notes, reporter: Reporter):
+    """The Grad-CAM explainer (its Keras model serves the other sections), or None."""
     if not bundle.keras_path.is_file():
         notes.add(
             "top-losses",
             "This run has no model.keras, which Grad-CAM needs (only the "
             "ONNX model was kept); the photos are shown without it.",
         )
-    else:
-        with (
-            notes.guard("top-losses", "load the Keras model for Grad-CAM"),
-            reporter.stage("report: load model"),
-        ):
-            from littlevision.explain.gradcam import get_explainer
+        return None
+    explainer = None
+    with (
+        notes.guard("top-losses", "load the Keras model for Grad-CAM"),
+        reporter.stage("report: load model"),
+    ):
+        from littlevision.explain.gradcam import get_explainer
 
-            explainer = get_explainer(bundle)
-            keras_model = explainer.model
-    ctx["gradcam_layer"] = explainer.layer_.path if explainer is not None else None
+        explainer = get_explainer(bundle)
+    return explainer
+
+
+def _examples_section(ctx, explainer, val, labels, config, notes, reporter):
+    """Top losses and confident correct answers, with Grad-CAM; the first image shown."""
+    if val.probabilities is None or not len(val.paths):
+        return None
     first_image = None
-    if val.probabilities is not None and len(val.paths):
-        wrong, right = _pick_examples(val, config)
-        with notes.guard("top-losses", "explain the examples"):
-            ctx["top_losses"], ctx["correct"], first_image = _explained_examples(
-                explainer, val, labels, wrong, right, config, reporter
-            )
-        if explainer is None:
-            notes.add(
-                "correct",
-                "Grad-CAM needs the Keras model (model.keras), which could not be "
-                "loaded; the photos are shown without it.",
-            )
+    wrong, right = _pick_examples(val, config)
+    with notes.guard("top-losses", "explain the examples"):
+        ctx["top_losses"], ctx["correct"], first_image = _explained_examples(
+            explainer, val, labels, wrong, right, config, reporter
+        )
+    if explainer is None:
+        notes.add(
+            "correct",
+            "Grad-CAM needs the Keras model (model.keras), which could not be "
+            "loaded; the photos are shown without it.",
+        )
+    return first_image
 
-    ctx.update(feature_maps=None, filters=None, filter_am=None, class_am=None, n_params=None)
-    if keras_model is not None:
-        ctx["n_params"] = int(keras_model.count_params())
-        from littlevision.explain import filters as flt
-        from littlevision.explain.feature_maps import feature_maps, feature_maps_figure
 
-        if first_image is not None:
-            with (
-                notes.guard("feature-maps", "compute feature maps"),
-                reporter.stage("report: feature maps"),
-            ):
-                maps = feature_maps(keras_model, first_image)
-                fig = feature_maps_figure(maps, first_image, max_channels=16, tile=48)
-                ctx["feature_maps"] = _png_uri(_imaging.figure_png(fig, dpi=80))
-        else:
-            notes.add(
-                "feature-maps",
-                "Feature maps are drawn for a validation image, and none is available.",
-            )
-        with notes.guard("filters", "draw the first-layer filters"):
-            ctx["filters"] = {
-                "image": _png_uri(_imaging.encode(flt.filters_grid(keras_model))),
-                "layer": flt.first_conv_layer(keras_model).path,
-                "n": len(flt.first_layer_filters(keras_model)),
-            }
-        with (
-            notes.guard("filters", "synthesise filter patterns"),
-            reporter.stage("report: filter patterns"),
-        ):
-            layer = flt.default_filter_layer(keras_model)
-            n = min(config.n_filters, int(layer.output_shape[-1]))
-            images = flt.maximize_activation(
-                keras_model, layer.path, list(range(n)), config.filter_ascent
-            )
-            ctx["filter_am"] = {
-                "layer": layer.path,
-                "items": [
-                    {"caption": f"filter {i}", "image": _png_uri(_imaging.encode(img))}
-                    for i, img in enumerate(images)
-                ],
-            }
-        with (
-            notes.guard("filters", "synthesise class patterns"),
-            reporter.stage("report: class patterns"),
-        ):
-            shown = list(range(min(config.max_class_images, len(labels))))
-            images = flt.maximize_class(keras_model, shown, config.class_ascent)
-            ctx["class_am"] = {
-                "n_total": len(labels),
-                "items": [
-                    {"caption": labels[c], "image": _png_uri(_imaging.encode(img))}
-                    for c, img in zip(shown, images, strict=True)
-                ],
-            }
-    else:
-        for section in ("feature-maps", "filters"):
-            notes.add(
-                section, "These need the Keras model (model.keras), which could not be loaded."
-            )
+def _feature_maps_section(ctx, keras_model, first_image, notes, reporter) -> None:
+    """The feature maps of one validation image."""
+    from littlevision.explain.feature_maps import feature_maps, feature_maps_figure
 
-    ctx["files"] = _file_sizes(bundle.path)
-    ctx["report_seconds"] = time.perf_counter() - started
-    ctx["report_timings"] = {k: round(v, 2) for k, v in notes.seconds.items()}
-    ctx["report_cpu_timings"] = {k: round(v, 2) for k, v in notes.cpu_seconds.items()}
-    return ctx
+    if first_image is None:
+        notes.add(
+            "feature-maps",
+            "Feature maps are drawn for a validation image, and none is available.",
+        )
+        return
+    with (
+        notes.guard("feature-maps", "compute feature maps"),
+        reporter.stage("report: feature maps"),
+    ):
+        maps = feature_maps(keras_model, first_image)
+        fig = feature_maps_figure(maps, first_image, max_channels=16, tile=48)
+        ctx["feature_maps"] = _png_uri(_imaging.figure_png(fig, dpi=80))
+
+
+def _filters_section(ctx, keras_model, labels, config, notes, reporter) -> None:
+    """First-layer filters, and the patterns that excite filters and classes most."""
+    from littlevision.explain import filters as flt
+
+    with notes.guard("filters", "draw the first-layer filters"):
+        ctx["filters"] = {
+            "image": _png_uri(_imaging.encode(flt.filters_grid(keras_model))),
+            "layer": flt.first_conv_layer(keras_model).path,
+            "n": len(flt.first_layer_filters(keras_model)),
+        }
+    with (
+        notes.guard("filters", "synthesise filter patterns"),
+        reporter.stage("report: filter patterns"),
+    ):
+        layer = flt.default_filter_layer(keras_model)
+        n = min(config.n_filters, int(layer.output_shape[-1]))
+        images = flt.maximize_activation(
+            keras_model, layer.path, list(range(n)), config.filter_ascent
+        )
+        ctx["filter_am"] = {
+            "layer": layer.path,
+            "items": [
+                {"caption": f"filter {i}", "image": _png_uri(_imaging.encode(img))}
+                for i, img in enumerate(images)
+            ],
+        }
+    with (
+        notes.guard("filters", "synthesise class patterns"),
+        reporter.stage("report: class patterns"),
+    ):
+        shown = list(range(min(config.max_class_images, len(labels))))
+        images = flt.maximize_class(keras_model, shown, config.class_ascent)
+        ctx["class_am"] = {
+            "n_total": len(labels),
+            "items": [
+                {"caption": labels[c], "image": _png_uri(_imaging.encode(img))}
+                for c, img in zip(shown, images, strict=True)
+            ],
+        }
 
 
 def render_report(ctx: dict[str, Any]) -> str:
