@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -227,6 +228,7 @@ class ModelStore:
                     result.seconds,
                 )
             self._stamp = stamp
+            await asyncio.to_thread(trim_heap)  # the old sessions' memory back to the system
             self.last_reload = result
             if self.on_reload is not None:
                 self.on_reload(result)
@@ -260,3 +262,21 @@ def fingerprint(run_dir: Path) -> tuple:
         except OSError:
             out.append((name, None, None))
     return tuple(out)
+
+
+def trim_heap() -> None:
+    """Give memory freed by native code back to the operating system (glibc only).
+
+    An ONNX Runtime session allocates and frees hundreds of MB in arenas that glibc keeps for
+    reuse; after each reload the old sessions' memory stayed in the process, so a service
+    reloaded every minute grew by ~15 MB a reload (255 -> 430 MB after 12 reloads, no object
+    leaked). ``malloc_trim(0)`` returns it: the same loop stays at 238 MB (docs/benchmarks.md).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # musl or another libc: nothing to do
+        pass
