@@ -224,34 +224,7 @@ def bundle_html(bundle) -> str:
 
 def comparison_html(result) -> str:
     """A Comparison: the tutorial's table on the user's data (as ``compare.md`` has it)."""
-    from littlevision.progress import format_duration
-    from littlevision.training.compare import TUTORIAL_MODELS
-
-    head = [
-        "recipe",
-        "validation accuracy",
-        "log-loss",
-        "training time",
-        "inference img/s",
-        "model size",
-    ]
-    if result.is_cats_vs_dogs:
-        head.append("tutorial (2016)")
-    rows = []
-    for r in result.rows:
-        size = f" ({r.backbone}, {r.image_size} px)" if r.backbone else f" ({r.image_size} px)"
-        row = [
-            r.recipe + size,
-            _pct(r.accuracy),
-            f"{r.log_loss:.3f}",
-            format_duration(r.train_s),
-            f"{r.images_per_s:.0f}",
-            f"{r.model_mb:.1f} MB",
-        ]
-        if result.is_cats_vs_dogs:
-            t = r.tutorial_accuracy
-            row.append(f"~{100 * t:.0f}% ({TUTORIAL_MODELS.get(r.recipe, '')})" if t else "-")
-        rows.append(row)
+    head, rows = result.head(), result.cells()
     note = (
         f"{result.n_train} training and {result.n_val} validation images; seed {result.seed}; same "
         f"split for every recipe; {result.machine}. Inference: ONNX Runtime, decoding excluded."

@@ -120,26 +120,20 @@ class OnnxModel:
     def run(self, images: np.ndarray) -> np.ndarray:
         """The first output for one batch of uint8 images: on every core when no other call is
         running, else on one core beside it."""
-        session = self.session
-        with self._lock:
-            self._running += 1
-            if self._running > 1:
-                session = self.stream_session
-        try:
-            return session.run(None, {self._input: np.ascontiguousarray(images)})[0]
-        finally:
-            with self._lock:
-                self._running -= 1
+        return self._run(None, images)[0]
 
     def run_outputs(self, images: np.ndarray, outputs: Sequence[str]) -> list[np.ndarray]:
         """Like :meth:`run`, but the named outputs (e.g. probabilities and features)."""
+        return self._run(list(outputs), images)
+
+    def _run(self, outputs: list[str] | None, images: np.ndarray) -> list[np.ndarray]:
         session = self.session
         with self._lock:
             self._running += 1
             if self._running > 1:
                 session = self.stream_session
         try:
-            return session.run(list(outputs), {self._input: np.ascontiguousarray(images)})
+            return session.run(outputs, {self._input: np.ascontiguousarray(images)})
         finally:
             with self._lock:
                 self._running -= 1

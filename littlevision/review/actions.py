@@ -272,6 +272,25 @@ def _relabel_csv(
     )
 
 
+def _journaled_move(journal: Journal, rec: dict, src: Path, dst: Path, shown: str) -> None:
+    """Journal ``rec``, then move ``src`` to ``dst`` durably; a failed move is journalled too.
+
+    Raises:
+        ConflictError: the move failed (``shown`` names the file); nothing was changed.
+    """
+    journal.append(rec)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        _move(src, dst)
+    except OSError as e:
+        _failed(journal, rec, e)
+        raise ConflictError(
+            f"Could not move {shown}: {e.strerror or e}. Nothing was changed."
+        ) from None
+    fsync_folder(dst.parent)
+    fsync_folder(src.parent)
+
+
 def quarantine(
     target: DataTarget,
     file: str,
@@ -307,17 +326,7 @@ def quarantine(
             "item": item,
             "time": now(),
         }
-        journal.append(rec)
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            _move(src, dst)
-        except OSError as e:
-            _failed(journal, rec, e)
-            raise ConflictError(
-                f"Could not move {file}: {e.strerror or e}. Nothing was changed."
-            ) from None
-        fsync_folder(dst.parent)
-        fsync_folder(src.parent)
+        _journaled_move(journal, rec, src, dst, file)
     return ActionResult(
         rec["id"], "move", file, None, f"{file} quarantined ({q.name}/{rec['to']})", item, rec
     )
@@ -439,15 +448,7 @@ def quarantine_external(
             "item": item,
             "time": now(),
         }
-        journal.append(rec)
-        try:
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            _move(source, dst)
-        except OSError as e:
-            _failed(journal, rec, e)
-            raise ConflictError(
-                f"Could not move {source.name}: {e.strerror or e}. Nothing was changed."
-            ) from None
+        _journaled_move(journal, rec, source, dst, source.name)
     return ActionResult(
         rec["id"], "move_external", str(source), None, f"{source.name} quarantined", item, rec
     )

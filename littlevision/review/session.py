@@ -325,26 +325,16 @@ class ReviewSession:
         elif action == "relabel":
             if not value:
                 raise UserError("Relabel needs a class.")
-            if ref.where == "inbox":
-                result = actions.label(
-                    t,
-                    ref.path,
-                    value,
-                    allow_new_classes=self.allow_new_classes,
-                    journal=j,
-                    item=key,
-                    expect=expect,
-                )
-            else:
-                result = actions.relabel(
-                    t,
-                    ref.path,
-                    value,
-                    allow_new_classes=self.allow_new_classes,
-                    journal=j,
-                    item=key,
-                    expect=expect,
-                )
+            act = actions.label if ref.where == "inbox" else actions.relabel
+            result = act(
+                t,
+                ref.path,
+                value,
+                allow_new_classes=self.allow_new_classes,
+                journal=j,
+                item=key,
+                expect=expect,
+            )
         else:
             if ref.where == "inbox":
                 result = actions.quarantine_external(

@@ -42,6 +42,14 @@ class Cli:
     from_setting: Callable[[Any], Any] | None = None
 
 
+#: ``cli(..., **IN_MIB)``: a byte count given on the command line in MiB.
+IN_MIB: dict[str, Any] = {
+    "type": float,
+    "to_setting": lambda mb: int(mb * MB),
+    "from_setting": lambda n: n / MB,
+}
+
+
 def cli(help: str, **kwargs: Any) -> dict[str, Cli]:
     """Field metadata that makes a setting a command-line option (see :class:`Cli`)."""
     return {"cli": Cli(help, **kwargs)}
@@ -171,9 +179,7 @@ class ServeSettings:
         metadata=cli(
             "Largest request body in MiB (then 413).",
             name="max_body_mb",
-            type=float,
-            to_setting=lambda mb: int(mb * MB),
-            from_setting=lambda n: n / MB,
+            **IN_MIB,
         ),
     )
     max_batch_images: int = 32
@@ -207,9 +213,7 @@ class ServeSettings:
         metadata=cli(
             "Most request-body MiB held at once, all requests together (then 429).",
             name="max_buffered_mb",
-            type=float,
-            to_setting=lambda mb: int(mb * MB),
-            from_setting=lambda n: n / MB,
+            **IN_MIB,
         ),
     )
     explain: bool = field(
@@ -235,9 +239,7 @@ class ServeSettings:
         metadata=cli(
             "Most MiB --collect keeps, images and their JSON (never exceeded).",
             name="collect_max_mb",
-            type=float,
-            to_setting=lambda mb: int(mb * MB),
-            from_setting=lambda n: n / MB,
+            **IN_MIB,
         ),
     )
     collect_below_score: float = field(

@@ -53,8 +53,6 @@ def register(app: typer.Typer, friendly) -> None:
         from littlevision._console import console, out, reporter
         from littlevision._paths import check_output_dir
         from littlevision.data.source import open_dataset
-        from littlevision.progress import format_duration
-        from littlevision.training.compare import TUTORIAL_MODELS
         from littlevision.training.compare import compare as compare_fn
         from littlevision.training.run import TrainConfig
 
@@ -78,21 +76,7 @@ def register(app: typer.Typer, friendly) -> None:
             table.add_column(col, justify="left" if col == "recipe" else "right")
         if result.is_cats_vs_dogs:
             table.add_column("tutorial (2016)")
-        for r in result.rows:
-            cells = [
-                r.recipe,
-                f"{100 * r.accuracy:.2f}%",
-                f"{r.log_loss:.3f}",
-                format_duration(r.train_s),
-                f"{r.images_per_s:.0f}",
-                f"{r.model_mb:.1f} MB",
-            ]
-            if result.is_cats_vs_dogs:
-                cells.append(
-                    f"~{100 * r.tutorial_accuracy:.0f}% ({TUTORIAL_MODELS[r.recipe]})"
-                    if r.tutorial_accuracy
-                    else "-"
-                )
+        for cells in result.cells(sizes=False):
             table.add_row(*cells)
         out.print(table)
         out.print(

@@ -65,36 +65,55 @@ class Comparison:
     machine: str
     is_cats_vs_dogs: bool = False
 
-    def markdown(self) -> str:
-        """The table as GitHub Markdown."""
-        tutorial = self.is_cats_vs_dogs
-        head = [
-            "recipe",
-            "validation accuracy",
-            "log-loss",
-            "training time",
-            "inference img/s",
-            "model size",
-        ]
-        if tutorial:
-            head.append("tutorial (2016)")
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    HEAD = (
+        "recipe",
+        "validation accuracy",
+        "log-loss",
+        "training time",
+        "inference img/s",
+        "model size",
+    )
+    TUTORIAL_HEAD = "tutorial (2016)"
+
+    def head(self) -> list[str]:
+        """The table's column names (the tutorial's column for cats vs dogs)."""
+        return [*self.HEAD, *([self.TUTORIAL_HEAD] if self.is_cats_vs_dogs else [])]
+
+    def cells(self, sizes: bool = True, tutorial: bool = True) -> list[list[str]]:
+        """The table's rows as text: one source for compare.md, the terminal, the notebook
+        and compare.png.
+
+        Args:
+            sizes: Name each recipe with its backbone and input size (``bottleneck (lite0,
+                224 px)``).
+            tutorial: Add the tutorial's figure for cats vs dogs.
+        """
+        rows = []
         for r in self.rows:
-            cells = [
-                f"{r.recipe}"
-                + (
+            name = r.recipe
+            if sizes:
+                name += (
                     f" ({r.backbone}, {r.image_size} px)" if r.backbone else f" ({r.image_size} px)"
-                ),
+                )
+            row = [
+                name,
                 f"{100 * r.accuracy:.2f}%",
                 f"{r.log_loss:.3f}",
                 format_duration(r.train_s),
                 f"{r.images_per_s:.0f}",
                 f"{r.model_mb:.1f} MB",
             ]
-            if tutorial:
+            if tutorial and self.is_cats_vs_dogs:
                 t = r.tutorial_accuracy
-                cells.append(f"~{100 * t:.0f}% ({TUTORIAL_MODELS[r.recipe]})" if t else "-")
-            lines.append("| " + " | ".join(cells) + " |")
+                row.append(f"~{100 * t:.0f}% ({TUTORIAL_MODELS.get(r.recipe, '')})" if t else "-")
+            rows.append(row)
+        return rows
+
+    def markdown(self) -> str:
+        """The table as GitHub Markdown."""
+        head = self.head()
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in self.cells()]
         lines.append("")
         lines.append(
             f"{self.n_train} training and {self.n_val} validation images, classes "
@@ -285,17 +304,7 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
     ax.grid(axis="y", alpha=0.3)
     table = fig.add_axes([0.02, 0.02, 0.96, 0.22])
     table.axis("off")
-    cells = [
-        [
-            r.recipe,
-            f"{100 * r.accuracy:.2f}%",
-            f"{r.log_loss:.3f}",
-            format_duration(r.train_s),
-            f"{r.images_per_s:.0f}",
-            f"{r.model_mb:.1f} MB",
-        ]
-        for r in rows
-    ]
+    cells = result.cells(sizes=False, tutorial=False)
     t = table.table(
         cellText=cells,
         colLabels=["recipe", "accuracy", "log-loss", "training", "img/s (ONNX)", "size"],

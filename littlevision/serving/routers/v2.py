@@ -235,27 +235,25 @@ _INFER_BODY_DOC = {
 }
 
 
-@router.post(
-    "/models/{model_name}/infer",
-    response_model=InferenceResponse,
-    summary="Inference",
-    description=_INFER_DOC,
-    openapi_extra={"requestBody": _INFER_BODY_DOC},
-    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503, v2=True),
-    response_model_exclude_none=True,  # no id when the request had none
-)
+#: What the two infer routes (latest model, one version) declare alike.
+_INFER_ROUTE: dict[str, Any] = {
+    "response_model": InferenceResponse,
+    "description": _INFER_DOC,
+    "openapi_extra": {"requestBody": _INFER_BODY_DOC},
+    "responses": error_responses(400, 404, 408, 413, 415, 422, 429, 503, v2=True),
+    "response_model_exclude_none": True,  # no id when the request had none
+}
+
+
+@router.post("/models/{model_name}/infer", summary="Inference", **_INFER_ROUTE)
 async def infer(request: Request, model: NamedModel, runtime: RuntimeDep) -> dict:
     return await _infer(request, model, runtime)
 
 
 @router.post(
     "/models/{model_name}/versions/{model_version}/infer",
-    response_model=InferenceResponse,
     summary="Inference (one version)",
-    description=_INFER_DOC,
-    openapi_extra={"requestBody": _INFER_BODY_DOC},
-    responses=error_responses(400, 404, 408, 413, 415, 422, 429, 503, v2=True),
-    response_model_exclude_none=True,  # no id when the request had none
+    **_INFER_ROUTE,
 )
 async def infer_version(
     request: Request, model: NamedModel, runtime: RuntimeDep, model_version: ModelVersion
