@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from littlevision._system import available_cores
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LITTLEVISION_DATASETS", REPO.parent / "shared" / "datasets"))
 OUT = REPO / ".bench"
@@ -118,7 +120,7 @@ def prepare_backbone(env: dict) -> float:
 
 
 def machine() -> str:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     cpu = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from littlevision._system import available_cores
+
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LITTLEVISION_DATASETS", REPO.parent / "shared" / "datasets"))
 OUT = REPO / ".bench"
@@ -516,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     scale = 0.25 if a.quick else 1.0
     result: dict = {
         "run": str(run_dir),
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": available_cores(),
         "load_average_start": os.getloadavg(),
     }
 

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     size = Bundle.load(run_dir).image_size
     result: dict = {
         "run": str(run_dir),
-        "cores": len(os.sched_getaffinity(0)),
+        "cores": _cores(),
         "load_average_start": os.getloadavg(),
         "minutes_asked": a.minutes,
     }
@@ -321,3 +321,9 @@ def report(r: dict) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _cores() -> int:
+    from littlevision._system import available_cores
+
+    return available_cores()
