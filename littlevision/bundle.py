@@ -11,6 +11,8 @@ evaluated without the data or the code that made it::
       card.json      what the model is and how it was made (image_size, backbone, recipe, ...)
       metrics.json   validation metrics
       split.json     the files of each subset, relative to the data root
+      model.int8.onnx  optional: a faster int8 copy of model.onnx, written only when it passed
+                     the accuracy gate (card.json "fast_model" says how it did, or why not)
       novelty.npz    the novelty score's reference and threshold (optional; see
                      littlevision.models.novelty); model.onnx then has a second output
                      ``features``
@@ -33,6 +35,8 @@ from littlevision._io import file_sha256
 from littlevision.errors import UserError
 
 REQUIRED_FILES = ("model.onnx", "labels.json", "card.json")
+FAST_MODEL_FILE = "model.int8.onnx"
+PRECISIONS = ("auto", "fp32", "int8")
 CURRENT_LINK = "current"
 VERSIONS_DIR = "versions"
 
@@ -123,6 +127,38 @@ class Bundle:
     @property
     def onnx_path(self) -> Path:
         return self.files_dir / "model.onnx"
+
+    @property
+    def fast_path(self) -> Path:
+        """The int8 model, present only when it passed the gate at training time."""
+        return self.files_dir / FAST_MODEL_FILE
+
+    def model_file(self, precision: str = "auto") -> tuple[Path, str]:
+        """The ONNX file to run and its precision (``"int8"`` or ``"fp32"``).
+
+        Args:
+            precision: ``auto`` (the fast model when the bundle has one, else the exact one),
+                ``fp32`` (always the exact ``model.onnx``) or ``int8`` (the fast one, required).
+
+        Raises:
+            UserError: for an unknown precision, or ``int8`` on a bundle without a fast model.
+        """
+        if precision not in PRECISIONS:
+            raise UserError(
+                f"Unknown precision '{precision}'. Use one of: {', '.join(PRECISIONS)}."
+            )
+        if precision == "fp32":
+            return self.onnx_path, "fp32"
+        if self.fast_path.is_file():
+            return self.fast_path, "int8"
+        if precision == "int8":
+            why = (self.card.get("fast_model") or {}).get("reason")
+            raise UserError(
+                f"The run '{self.path}' has no int8 model"
+                + (f": {why}." if why else " (it was trained before int8 models existed).")
+                + " Use --precision auto or fp32."
+            )
+        return self.onnx_path, "fp32"
 
     @property
     def keras_path(self) -> Path:

@@ -179,6 +179,7 @@ class Predictor:
         labels: Class names in output order.
         image_size: S, the side every image is resized to.
         threads: Cores to use (default: all); see :class:`OnnxModel`.
+        precision: What the file is (``fp32`` or ``int8``), reported with every answer.
     """
 
     def __init__(
@@ -188,25 +189,34 @@ class Predictor:
         image_size: int,
         threads: int | None = None,
         novelty=None,
+        precision: str = "fp32",
     ):
         self.onnx_path = Path(onnx_path)
         self.labels = list(labels)
         self.image_size = int(image_size)
+        self.precision = precision
         self.model = OnnxModel(self.onnx_path, threads)  # sessions are made on first use
         self.novelty = novelty  # a fitted NoveltyScorer, or None
 
     @classmethod
     def from_bundle(
-        cls, bundle: Bundle | str | os.PathLike, threads: int | None = None
+        cls,
+        bundle: Bundle | str | os.PathLike,
+        threads: int | None = None,
+        precision: str = "auto",
     ) -> Predictor:
+        """The bundle's fast int8 model when it has one (``precision="auto"``), else model.onnx;
+        ``precision="fp32"`` always runs the exact model (see :meth:`Bundle.model_file`)."""
         if not isinstance(bundle, Bundle):
             bundle = Bundle.load(bundle)
+        path, chosen = bundle.model_file(precision)
         return cls(
-            bundle.onnx_path,
+            path,
             bundle.labels,
             bundle.image_size,
             threads=threads,
             novelty=bundle.novelty,
+            precision=chosen,
         )
 
     @property

@@ -1,0 +1,257 @@
+"""int8 models: ONNX Runtime static quantisation, and the gate that decides whether one is kept.
+
+An int8 copy of a bundle's model runs about twice as fast on a CPU with VNNI instructions, but
+it is not the same model: on cats-vs-dogs it changed a few of 800 validation predictions. So it
+is never used silently. :func:`quantize_static_int8` makes it (QDQ, weights per channel,
+activations calibrated on the user's own training images) and :func:`gate` compares it with the
+exact model on the run's validation split; ``train`` writes ``model.int8.onnx`` only when the gate
+passes, and ``card.json`` records the figures either way (docs/precision.md).
+
+ONNX Runtime was measured against OpenVINO (fp32, bf16 and NNCF int8) side by side in
+``benchmarks/bench_runtimes.py``; see docs/benchmarks.md for why it is the runtime kept.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# The gate: the fast model must agree with the exact one on this share of top-1 labels...
+MIN_AGREEMENT = 0.995
+# ...and its validation log-loss may exceed the exact model's by at most this fraction.
+MAX_LOG_LOSS_RATIO = 1.10
+# The fast model must also be faster: int8 on a CPU without VNNI runs slower than fp32.
+MIN_SPEEDUP = 1.15
+# Calibration images: more than 64 changed nothing measurable on cats-vs-dogs (docs/precision.md).
+CALIBRATION_IMAGES = 64
+
+# x86 instruction sets that make int8 convolutions faster than fp32 (from /proc/cpuinfo flags).
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+PRECISIONS = ("auto", "fp32", "int8")
+FAST_MODEL = "model.int8.onnx"
+
+
+def quantize_static_int8(
+    fp32_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    calibration: np.ndarray,
+    batch_size: int = 16,
+) -> Path:
+    """Write an int8 (QDQ, per-channel weights) copy of an ONNX model that takes uint8 images.
+
+    Args:
+        fp32_path: The exact model (input uint8 ``[N, S, S, 3]``).
+        out_path: Where the int8 model goes (written atomically).
+        calibration: uint8 images ``[M, S, S, 3]`` from the training set; activation ranges
+            are the min/max seen on them.
+        batch_size: Images per calibration call.
+
+    Returns:
+        ``out_path``.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if calibration.ndim != 4 or calibration.dtype != np.uint8 or not len(calibration):
+        raise ValueError(
+            "Expected calibration images uint8 [M, S, S, 3] with M >= 1. "
+            f"Received: shape={calibration.shape}, dtype={calibration.dtype}"
+        )
+    out_path = Path(out_path)
+    input_name = onnx.load(str(fp32_path), load_external_data=False).graph.input[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(
+                [
+                    {input_name: calibration[i : i + batch_size]}
+                    for i in range(0, len(calibration), batch_size)
+                ]
+            )
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # Folds BatchNormalization into Conv and infers shapes, so every Conv gets one scale
+        # per output channel of its final weights.
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        staged = Path(tmp) / "int8.onnx"
+        quantize_static(
+            str(prepared),
+            str(staged),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            # The classifier head is tiny and its output is what the user reads: keep it fp32.
+            op_types_to_quantize=["Conv", "Add", "GlobalAveragePool"],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
+        os.close(fd)
+        os.replace(staged, partial)
+        os.replace(partial, out_path)
+    return out_path
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def int8_supported(flags: set[str] | None = None) -> bool:
+    """Whether the CPU has int8 dot-product instructions (VNNI or AMX).
+
+    Without them ONNX Runtime's int8 convolutions are emulated and slower than fp32, so the
+    gate keeps the exact model. Where flags cannot be read (not Linux) the measured speed check
+    in :func:`gate` still decides.
+    """
+    flags = cpu_flags() if flags is None else flags
+    return not flags or any(f in flags for f in INT8_CPU_FLAGS)
+
+
+@dataclass
+class GateResult:
+    """The fast model against the exact one on the run's validation images (card.json)."""
+
+    precision: str  # "int8"
+    passed: bool
+    reason: str
+    n: int = 0
+    agreement: float = 0.0  # share of images with the same top-1 label
+    log_loss_fp32: float = 0.0
+    log_loss_fast: float = 0.0
+    accuracy_fp32: float = 0.0
+    accuracy_fast: float = 0.0
+    speedup: float = 0.0  # fp32 seconds / fast seconds on the same batch, measured here
+    max_abs_diff: float = 0.0  # largest probability difference
+    cpu_int8: bool = True  # VNNI/AMX present
+    thresholds: dict = field(
+        default_factory=lambda: {
+            "min_agreement": MIN_AGREEMENT,
+            "max_log_loss_ratio": MAX_LOG_LOSS_RATIO,
+            "min_speedup": MIN_SPEEDUP,
+        }
+    )
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for k, v in out.items():
+            if isinstance(v, float):
+                out[k] = round(v, 6)
+        return out
+
+
+def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
+    return float(-np.log(p).mean())
+
+
+def compare(
+    fp32_probs: np.ndarray,
+    fast_probs: np.ndarray,
+    y: np.ndarray,
+    speedup: float = float("inf"),
+    cpu_int8: bool = True,
+    precision: str = "int8",
+) -> GateResult:
+    """Apply the gate to two models' validation probabilities ``[N, C]`` and labels ``[N]``.
+
+    The fast model passes when it agrees with the exact one on >= 99.5% of top-1 labels, its
+    log-loss is within 10% of the exact one's, the CPU has int8 instructions, and it measured
+    at least 1.15x faster here.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    n = len(y)
+    if n == 0:
+        return GateResult(precision, False, "no validation images to check the fast model on")
+    agreement = float((fp32_probs.argmax(1) == fast_probs.argmax(1)).mean())
+    ll32, llq = _log_loss(fp32_probs, y), _log_loss(fast_probs, y)
+    result = GateResult(
+        precision=precision,
+        passed=False,
+        reason="",
+        n=n,
+        agreement=agreement,
+        log_loss_fp32=ll32,
+        log_loss_fast=llq,
+        accuracy_fp32=float((fp32_probs.argmax(1) == y).mean()),
+        accuracy_fast=float((fast_probs.argmax(1) == y).mean()),
+        speedup=float(speedup) if np.isfinite(speedup) else 0.0,
+        max_abs_diff=float(np.abs(fp32_probs - fast_probs).max()),
+        cpu_int8=cpu_int8,
+    )
+    # Log-loss within 10%: with a near-perfect exact model (log-loss ~0.001) a ratio alone would
+    # reject noise, so an absolute slack of 0.005 nats is allowed as well.
+    ll_limit = max(ll32 * MAX_LOG_LOSS_RATIO, ll32 + 0.005)
+    if not cpu_int8:
+        result.reason = (
+            "this CPU has no int8 dot-product instructions (VNNI/AMX): int8 would be slower"
+        )
+    elif agreement < MIN_AGREEMENT:
+        result.reason = (
+            f"{precision} agrees with fp32 on {agreement:.2%} of {n} validation images "
+            f"(needs >= {MIN_AGREEMENT:.1%})"
+        )
+    elif llq > ll_limit:
+        result.reason = f"{precision} log-loss {llq:.4f} is more than 10% above fp32's {ll32:.4f}"
+    elif np.isfinite(speedup) and speedup < MIN_SPEEDUP:
+        result.reason = (
+            f"{precision} measured only {speedup:.2f}x as fast as fp32 here "
+            f"(needs >= {MIN_SPEEDUP}x)"
+        )
+    else:
+        result.passed = True
+        result.reason = (
+            f"{precision} agrees with fp32 on {agreement:.2%} of {n} validation images, "
+            f"log-loss {llq:.4f} vs {ll32:.4f}"
+            + (f", {speedup:.2f}x as fast" if np.isfinite(speedup) else "")
+        )
+    return result
+
+
+def measure_speedup(
+    run_fp32: Callable[[np.ndarray], object],
+    run_fast: Callable[[np.ndarray], object],
+    images: np.ndarray,
+    rounds: int = 3,
+) -> float:
+    """fp32 time / fast time on the same images, alternating, best of ``rounds`` each.
+
+    Alternating and taking the best of each keeps a busy machine from favouring either side.
+    """
+    run_fp32(images[:1])  # warm both sessions up
+    run_fast(images[:1])
+    best = [float("inf"), float("inf")]
+    for _ in range(rounds):
+        for k, fn in enumerate((run_fp32, run_fast)):
+            t0 = time.perf_counter()
+            fn(images)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return best[0] / max(best[1], 1e-9)
