@@ -189,8 +189,10 @@ def main() -> None:
 
     # Accuracy against ORT fp32 on all validation images (2 threads, batch 32).
     results: dict = {"load_start": load(), "n_val": len(val), "notes": notes, "rows": {}}
-    probs = {v.name: np.concatenate([v.fn(2)(val[i : i + 32]) for i in range(0, len(val), 32)])
-             for v in variants}
+    probs = {
+        v.name: np.concatenate([v.fn(2)(val[i : i + 32]) for i in range(0, len(val), 32)])
+        for v in variants
+    }
     ref = probs["ORT fp32"]
     for v in variants:
         p = probs[v.name]
@@ -227,21 +229,27 @@ def main() -> None:
         name, *rest = key
         label = "decode+predict 2 workers b8" if rest == ["decode"] else f"t{rest[0]} b{rest[1]}"
         results["rows"][name]["speed"][label] = statistics.median(vals)
-    results["load_during"] = {"min": min(loads), "median": statistics.median(loads),
-                              "max": max(loads)}
+    results["load_during"] = {
+        "min": min(loads),
+        "median": statistics.median(loads),
+        "max": max(loads),
+    }
     results["load_end"] = load()
     (OUT / "runtimes.json").write_text(json.dumps(results, indent=2))
 
     cols = [f"t{t} b{b}" for t, b in configs] + ["decode+predict 2 workers b8"]
-    print(f"load (1 min) during the run: min {results['load_during']['min']:.1f}, "
-          f"median {results['load_during']['median']:.1f}, max {results['load_during']['max']:.1f}")
+    print(
+        f"load (1 min) during the run: min {results['load_during']['min']:.1f}, "
+        f"median {results['load_during']['median']:.1f}, max {results['load_during']['max']:.1f}"
+    )
     print("| runtime | " + " | ".join(cols) + " | agree vs fp32 | accuracy | log-loss | max Δp |")
     print("|---" * (len(cols) + 5) + "|")
     base = results["rows"]["ORT fp32"]["speed"]
     for name, row in results["rows"].items():
         cells = [f"{row['speed'][c]:.0f} ({row['speed'][c] / base[c]:.2f}x)" for c in cols]
         print(
-            f"| {name} | " + " | ".join(cells)
+            f"| {name} | "
+            + " | ".join(cells)
             + f" | {row['agreement']:.2%} ({row['changed']} changed) | {row['accuracy']:.2%} "
             f"| {row['log_loss']:.4f} | {row['max_abs_diff']:.3f} |"
         )

@@ -27,6 +27,14 @@ app = typer.Typer(
     help="Image classifiers from very little data: cleaned, trained, explained and "
     "served live, on a CPU.",
 )
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto: the run's faster int8 model when training kept one (it passed the accuracy "
+        "gate), else model.onnx; fp32: always the exact model.onnx; int8: the fast one.",
+    ),
+]
 
 
 def _version(value: bool) -> None:
@@ -120,6 +128,14 @@ def train(
         str | None, typer.Option(help="Ray cluster to join (with --engine ray).")
     ] = None,
     as_json: JsonFlag = False,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto: also write model.int8.onnx (about 2x faster) when it agrees with the "
+            "exact model on the validation split (card.json says how it did); fp32: only the "
+            "exact model."
+        ),
+    ] = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier and write its bundle (model, ONNX, labels, metrics, card)."""
@@ -140,6 +156,7 @@ def train(
         image_size=image_size,
         backbone=backbone,
         unknown_rate=unknown_rate,
+        precision=precision,
     )
     extra = {}
     if epochs is not None:
@@ -161,6 +178,10 @@ def train(
                     address=address,
                     reporter=rep,
                 )
+            if recipe == "bottleneck":
+                # The cluster filled the exact backbone's cache: embed with it here too. The
+                # int8 model is still made (from model.onnx) and gated when --precision auto.
+                extra["embed_precision"] = "fp32"
         bundle = train_fn(dataset, output, config, reporter=rep, **extra)
         if report:
             _write_report(bundle, rep)
@@ -175,6 +196,11 @@ def train(
         f"validated on {m['n']}: accuracy [bold]{_pct(m['accuracy'])}[/], "
         f"log-loss {m['log_loss']:.3f} in {card['timings'].get('total_s', 0):.1f} s"
     )
+    fast = card.get("fast_model") or {}
+    if fast.get("written"):
+        out.print(f"fast model: model.int8.onnx written ({fast['reason']})", highlight=False)
+    elif fast.get("reason"):
+        out.print(f"fast model: not written: {fast['reason']}", highlight=False)
     if not quiet:
         _print_metrics_table(m, "validation")
     _print_skipped(card["data"]["skipped"])
@@ -213,6 +239,7 @@ def evaluate(
         Path | None, typer.Option("--labels", help="CSV of file ids and labels.")
     ] = None,
     as_json: JsonFlag = False,
+    precision: Precision = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Measure a trained model on labelled images."""
@@ -223,7 +250,7 @@ def evaluate(
     bundle = Bundle.load(run)
     dataset = open_dataset(data, labels)
     with reporter(quiet or as_json) as rep:
-        metrics = evaluate_fn(bundle, dataset, reporter=rep)
+        metrics = evaluate_fn(bundle, dataset, reporter=rep, precision=precision)
     if as_json:
         _print_skipped(metrics["skipped"])
         print_json(metrics)
@@ -231,6 +258,8 @@ def evaluate(
     out.print(
         f"accuracy [bold]{_pct(metrics['accuracy'])}[/] on {metrics['n']} images, "
         f"log-loss {metrics['log_loss'] if metrics['log_loss'] is None else round(metrics['log_loss'], 4)}"
+        f" ({metrics['precision']} model, {metrics['model_file']})",
+        highlight=False,
     )
     _print_metrics_table(metrics, f"{bundle.name} on {data}")
     _print_skipped(metrics["skipped"])
@@ -260,6 +289,7 @@ def predict(
         str | None, typer.Option(help="Ray cluster to join (default: a local Ray).")
     ] = None,
     as_json: JsonFlag = False,
+    precision: Precision = "auto",
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for images; writes path,label,score and one column per class."""
@@ -277,7 +307,13 @@ def predict(
 
         with reporter(quiet) as rep:
             s = predict_files(
-                bundle, files, output, address=address, batch_size=batch_size or 32, reporter=rep
+                bundle,
+                files,
+                output,
+                address=address,
+                batch_size=batch_size or 32,
+                reporter=rep,
+                precision=precision,
             )
         _print_failures(s.failures)
         if as_json:
@@ -292,11 +328,11 @@ def predict(
             return
         out.print(
             f"predicted {s.n_predicted} image(s) on Ray in {s.seconds:.1f} s "
-            f"({s.images_per_s:.0f} img/s) -> {output}",
+            f"({s.images_per_s:.0f} img/s, {s.precision} model) -> {output}",
             highlight=False,
         )
         return
-    predictor = Predictor.from_bundle(bundle)
+    predictor = Predictor.from_bundle(bundle, precision=precision)
     import time
 
     t0 = time.perf_counter()
@@ -336,7 +372,8 @@ def predict(
         return
     rate = len(files) / elapsed if elapsed > 0 else float("inf")
     out.print(
-        f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s) -> {output}",
+        f"predicted {len(preds.paths)} image(s) in {elapsed:.1f} s ({rate:.0f} img/s, "
+        f"{predictor.precision} model) -> {output}",
         highlight=False,
     )
     if preds.unknown is not None and preds.unknown.any():

@@ -6,7 +6,10 @@ keyed by the file's *content* hash, the backbone, the image size and the preproc
 renaming or moving a file costs nothing, editing it invalidates exactly that entry.
 
 Embedding runs on ONNX Runtime (faster than TensorFlow on a small CPU); the backbone's ONNX file
-is itself built once from the Keras model and cached.
+is itself built once from the Keras model and cached. With ``precision="int8"`` the backbone is
+quantised (calibrated on a sample of the images themselves) and runs about twice as fast; its
+features live under their own cache key (the int8 file's hash), so fp32 and int8 vectors never
+mix.
 """
 
 from __future__ import annotations
@@ -59,6 +62,17 @@ def backbone_onnx(backbone: str, image_size: int) -> Path:
     return path
 
 
+def int8_backbone_onnx(backbone: str, image_size: int, calibration: np.ndarray, tag: str) -> Path:
+    """The backbone's int8 feature extractor calibrated on ``calibration`` images, cached by
+    ``tag`` (a digest of those images), so the same data always gets the same int8 model."""
+    path = cache_dir("onnx") / f"{backbone_key(backbone, image_size)}-int8-{tag}-features.onnx"
+    if not path.is_file():
+        from littlevision.models.quantize import quantize_static_int8
+
+        quantize_static_int8(backbone_onnx(backbone, image_size), path, calibration)
+    return path
+
+
 @dataclass
 class Embeddings:
     """Features for the files that could be decoded, in the order asked for."""
@@ -78,6 +92,8 @@ class Embedder:
         image_size: Side the images are resized to; the backbone's own size by default.
         threads: Cores to use (default: all); see :class:`~littlevision.inference.OnnxModel`.
         use_cache: Read and write the embedding cache.
+        precision: ``fp32`` (the exact backbone) or ``int8`` (quantised, calibrated on a sample
+            of the images: call :meth:`calibrate` first, or the first paths embedded are used).
     """
 
     def __init__(
@@ -86,21 +102,70 @@ class Embedder:
         image_size: int | None = None,
         threads: int | None = None,
         use_cache: bool = True,
+        precision: str = "fp32",
     ):
         from littlevision.models import get_backbone_spec
 
+        if precision not in ("fp32", "int8"):
+            raise ValueError(f"Expected precision 'fp32' or 'int8'. Received: {precision!r}")
         self.backbone = backbone
         self.image_size = int(image_size or get_backbone_spec(backbone).image_size)
         self.threads = threads
         self.use_cache = use_cache
+        self.precision = precision
         self._model = None
         self._key: str | None = None
+        self._onnx: Path | None = None
 
     @property
     def key(self) -> str:
+        """The cache key: backbone, size, preprocessing, and for int8 the int8 model's hash."""
         if self._key is None:
-            self._key = backbone_key(self.backbone, self.image_size)
+            key = backbone_key(self.backbone, self.image_size)
+            if self.precision == "int8":
+                if self._onnx is None:
+                    raise RuntimeError("An int8 Embedder must be calibrated before it is used.")
+                key += f"-int8-{content_hash(self._onnx)[:12]}"
+            self._key = key
         return self._key
+
+    @property
+    def onnx_path(self) -> Path:
+        """The feature extractor this embedder runs (fp32, or int8 once calibrated)."""
+        if self._onnx is None:
+            if self.precision == "int8":
+                raise RuntimeError("An int8 Embedder must be calibrated before it is used.")
+            self._onnx = backbone_onnx(self.backbone, self.image_size)
+        return self._onnx
+
+    def calibrate(self, paths: Sequence[str | os.PathLike], n: int | None = None) -> Embedder:
+        """Make (or find) the int8 backbone, calibrated on ``n`` of ``paths``; no-op for fp32.
+
+        The images are chosen by content hash, not by position, so the same files in any order
+        give the same int8 model (and the same cache key). Returns self.
+        """
+        if self.precision != "int8" or self._onnx is not None:
+            return self
+        from littlevision.data.decode import decode_many
+        from littlevision.models.quantize import CALIBRATION_IMAGES
+
+        n = n or CALIBRATION_IMAGES
+        hashed = sorted((content_hash(p), str(p)) for p in map(Path, paths) if p.is_file())
+        chosen, images = [], []
+        for start in range(0, len(hashed), n):  # skip files that do not decode
+            decoded = decode_many([p for _, p in hashed[start : start + n]], self.image_size)
+            chosen += [hashed[start + i][0] for i in decoded.ok_indices]
+            images.append(decoded.images)
+            if len(chosen) >= n:
+                break
+        if not chosen:
+            raise ValueError("Expected at least one readable image to calibrate int8 on.")
+        calibration = np.concatenate(images)[:n]
+        tag = hashlib.sha256("|".join(chosen[:n]).encode()).hexdigest()[:12]
+        self._onnx = int8_backbone_onnx(self.backbone, self.image_size, calibration, tag)
+        self._key = None
+        self._model = None
+        return self
 
     @property
     def cache_folder(self) -> Path:
@@ -112,7 +177,7 @@ class Embedder:
         if self._model is None:
             from littlevision.inference import OnnxModel
 
-            self._model = OnnxModel(backbone_onnx(self.backbone, self.image_size), self.threads)
+            self._model = OnnxModel(self.onnx_path, self.threads)
         return self._model
 
     @property
@@ -201,8 +266,11 @@ class Embedder:
         """Look ``paths`` up in the cache for each view; see :class:`CachedViews`.
 
         Any engine that computes the missing vectors (this process, Ray actors) goes through it,
-        so they all read and fill the same cache the same way.
+        so they all read and fill the same cache the same way. An int8 embedder is calibrated
+        on ``paths`` first (when it was not already), so every engine runs the same int8 model.
         """
+        paths = [Path(p) for p in paths]
+        self.calibrate(paths)
         return CachedViews(self, paths, flips)
 
 

@@ -90,3 +90,31 @@ def test_both_views_from_one_decode_match_the_separate_passes(small_folder, tmp_
     )
     again = Embedder("lite0").embed_paths(files, flip=True)  # both views were cached
     assert again.n_cached == 5
+
+
+def test_int8_and_fp32_features_never_share_a_cache_entry(small_folder, tmp_path):
+    files = []
+    for i, src in enumerate(sorted(small_folder.rglob("*.jpg"))[:6]):
+        dst = tmp_path / f"prec{i}.jpg"
+        dst.write_bytes(src.read_bytes() + b"test_int8_cache")
+        files.append(dst)
+    int8 = Embedder("lite0", precision="int8").calibrate(files)
+    fp32 = Embedder("lite0")
+    assert "int8" in int8.key and int8.key != fp32.key
+    assert int8.cache_folder != fp32.cache_folder
+    a = int8.embed_paths(files)
+    assert a.n_cached == 0
+    b = fp32.embed_paths(files)
+    assert b.n_cached == 0  # the int8 vectors just stored were not taken for fp32 ones
+    assert not np.array_equal(a.features, b.features)
+    cos = (a.features * b.features).sum(1) / (
+        np.linalg.norm(a.features, axis=1) * np.linalg.norm(b.features, axis=1)
+    )
+    assert cos.min() > 0.9  # the same images, seen by a close model
+    # the same files in another order calibrate the same int8 model: same key, cache hits
+    again = Embedder("lite0", precision="int8").calibrate(files[::-1])
+    assert again.key == int8.key
+    c = again.embed_paths(files)
+    assert c.n_cached == 6
+    np.testing.assert_array_equal(c.features, a.features)
+    assert Embedder("lite0").embed_paths(files).n_cached == 6

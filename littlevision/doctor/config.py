@@ -18,6 +18,9 @@ class DoctorConfig:
             and the checks that cannot work without a model (labels, outliers) are not run.
         backbone: Backbone whose embeddings drive near duplicates, outliers and label checks
             (the one training uses, so its embedding cache is shared).
+        precision: Backbone precision of the embeddings: ``fp32`` (exact), ``int8``
+            (quantised, calibrated on the images themselves; cached apart from fp32 vectors) or
+            ``auto`` (int8 where the CPU has int8 instructions). See docs/doctor.md.
         scan_size: Side of the small square every image is decoded to, once, for all pixel
             measures and the perceptual hash.
         workers: Decoding threads (default: the cores this process may use).
@@ -55,6 +58,7 @@ class DoctorConfig:
 
     embeddings: bool = True
     backbone: str = "lite0"
+    precision: str = "fp32"
     scan_size: int = 128
     workers: int | None = None
     max_pixels: int = MAX_PIXELS

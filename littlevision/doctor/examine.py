@@ -183,8 +183,9 @@ def _embed(
     ok = [r for r in records if r.ok]
     if embedder is None:
         from littlevision.features import Embedder
+        from littlevision.models.quantize import resolve_precision
 
-        embedder = Embedder(config.backbone)
+        embedder = Embedder(config.backbone, precision=resolve_precision(config.precision))
     with reporter.stage("embed images", total=len(ok)) as stage:
         result = embedder.embed_paths([r.path for r in ok], progress=stage.advance)
     rows = np.array([ok[i].index for i in result.ok_indices], dtype=np.int64)

@@ -26,8 +26,6 @@ import numpy as np
 MIN_AGREEMENT = 0.995
 # ...and its validation log-loss may exceed the exact model's by at most this fraction.
 MAX_LOG_LOSS_RATIO = 1.10
-# The fast model must also be faster: int8 on a CPU without VNNI runs slower than fp32.
-MIN_SPEEDUP = 1.15
 # Calibration images: more than 64 changed nothing measurable on cats-vs-dogs (docs/precision.md).
 CALIBRATION_IMAGES = 64
 
@@ -136,6 +134,21 @@ def int8_supported(flags: set[str] | None = None) -> bool:
     return not flags or any(f in flags for f in INT8_CPU_FLAGS)
 
 
+def resolve_precision(precision: str, flags: set[str] | None = None) -> str:
+    """``auto`` -> ``int8`` where the CPU has int8 instructions, else ``fp32``; others as given.
+
+    Raises:
+        ValueError: for a precision other than auto, fp32 or int8.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"Expected precision auto, fp32 or int8. Received: precision={precision!r}"
+        )
+    if precision == "auto":
+        return "int8" if int8_supported(flags) else "fp32"
+    return precision
+
+
 @dataclass
 class GateResult:
     """The fast model against the exact one on the run's validation images (card.json)."""
@@ -149,14 +162,14 @@ class GateResult:
     log_loss_fast: float = 0.0
     accuracy_fp32: float = 0.0
     accuracy_fast: float = 0.0
-    speedup: float = 0.0  # fp32 seconds / fast seconds on the same batch, measured here
+    speedup: float = 0.0  # fp32 time / int8 time on a few images, measured here (recorded only)
     max_abs_diff: float = 0.0  # largest probability difference
     cpu_int8: bool = True  # VNNI/AMX present
     thresholds: dict = field(
         default_factory=lambda: {
             "min_agreement": MIN_AGREEMENT,
             "max_log_loss_ratio": MAX_LOG_LOSS_RATIO,
-            "min_speedup": MIN_SPEEDUP,
+            "cpu_flags": list(INT8_CPU_FLAGS),
         }
     )
 
@@ -184,8 +197,10 @@ def compare(
     """Apply the gate to two models' validation probabilities ``[N, C]`` and labels ``[N]``.
 
     The fast model passes when it agrees with the exact one on >= 99.5% of top-1 labels, its
-    log-loss is within 10% of the exact one's, the CPU has int8 instructions, and it measured
-    at least 1.15x faster here.
+    log-loss is within 10% of the exact one's, and the CPU has int8 dot-product instructions.
+    Whether int8 is faster is decided by the CPU's features, not by the measured ``speedup``
+    (which is recorded): on a machine shared with other work a timing of a few images is noise,
+    and a gate that flips with the load would make two trainings of the same data differ.
     """
     y = np.asarray(y, dtype=np.int64)
     n = len(y)
@@ -221,11 +236,6 @@ def compare(
         )
     elif llq > ll_limit:
         result.reason = f"{precision} log-loss {llq:.4f} is more than 10% above fp32's {ll32:.4f}"
-    elif np.isfinite(speedup) and speedup < MIN_SPEEDUP:
-        result.reason = (
-            f"{precision} measured only {speedup:.2f}x as fast as fp32 here "
-            f"(needs >= {MIN_SPEEDUP}x)"
-        )
     else:
         result.passed = True
         result.reason = (
@@ -255,3 +265,59 @@ def measure_speedup(
             fn(images)
             best[k] = min(best[k], time.perf_counter() - t0)
     return best[0] / max(best[1], 1e-9)
+
+
+def append_head(
+    features_path: str | os.PathLike,
+    kernel: np.ndarray,
+    bias: np.ndarray,
+    out_path: str | os.PathLike,
+    output_name: str = "probabilities",
+) -> Path:
+    """A classifier ONNX: a feature extractor's graph + ``softmax(features @ kernel + bias)``;
+    outputs the probabilities, then the features (the bundle's ``model.onnx`` contract).
+
+    The bottleneck recipe's int8 model is its int8 backbone (the one that embedded the images)
+    with the fp32 linear head on top, so its validation probabilities are known from the
+    features alone and the gate costs no extra pass over the images.
+
+    Args:
+        features_path: ONNX with one output ``[N, D]``.
+        kernel: ``[D, C]`` float32.
+        bias: ``[C]`` float32.
+        out_path: Where the classifier goes.
+        output_name: The classifier's output name.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(features_path))
+    graph = model.graph
+    feats = graph.output[0].name
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(np.asarray(kernel, np.float32), "head_kernel"),
+            numpy_helper.from_array(np.asarray(bias, np.float32), "head_bias"),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("MatMul", [feats, "head_kernel"], ["head_logits"], name="head_matmul"),
+            helper.make_node("Add", ["head_logits", "head_bias"], ["head_biased"], name="head_add"),
+            helper.make_node(
+                "Softmax", ["head_biased"], [output_name], name="head_softmax", axis=1
+            ),
+        ]
+    )
+    features_out = graph.output[0]
+    del graph.output[:]
+    graph.output.append(
+        helper.make_tensor_value_info(output_name, TensorProto.FLOAT, ["N", int(kernel.shape[1])])
+    )
+    graph.output.append(features_out)  # second output, as model.onnx has (novelty scoring)
+    out_path = Path(out_path)
+    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
+    os.close(fd)
+    onnx.save(model, tmp)
+    os.replace(tmp, out_path)
+    return out_path

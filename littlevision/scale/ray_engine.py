@@ -49,6 +49,7 @@ class RayPredictSummary:
         num_actors: Model actors used.
         threads_per_actor: ONNX Runtime threads of each actor.
         batch_size: Images per ONNX Runtime call.
+        precision: Which model produced the rows: ``int8`` (model.int8.onnx) or ``fp32``.
     """
 
     output: Path
@@ -59,6 +60,7 @@ class RayPredictSummary:
     num_actors: int = 0
     threads_per_actor: int = 0
     batch_size: int = 0
+    precision: str = "fp32"
 
     @property
     def images_per_s(self) -> float:
@@ -293,6 +295,7 @@ def predict_files(
     num_actors: int | None = None,
     threads_per_actor: int | None = None,
     reporter: Reporter = NULL,
+    precision: str = "auto",
 ) -> RayPredictSummary:
     """Predict labels for many files on Ray; write the local ``predict`` CSV (or Parquet).
 
@@ -309,6 +312,8 @@ def predict_files(
         threads_per_actor: ONNX Runtime threads per actor (default 1: see
             :func:`~littlevision.scale.cluster.plan_actors`).
         reporter: Progress, advanced as rows arrive.
+        precision: ``auto`` runs the bundle's int8 model when it has one, ``fp32`` the exact
+            one (see :meth:`~littlevision.bundle.Bundle.model_file`).
 
     Returns:
         A :class:`RayPredictSummary`; files that do not decode are listed in ``failures`` and
@@ -330,7 +335,8 @@ def predict_files(
     if not names:
         raise UserError("Expected at least one image to predict. Received: no paths.")
     labels = list(bundle.labels)
-    model_bytes = Path(bundle.onnx_path).read_bytes()
+    model_path, chosen = bundle.model_file(precision)
+    model_bytes = model_path.read_bytes()
     output.parent.mkdir(parents=True, exist_ok=True)
     failures: list = []
     n_written = 0
@@ -365,6 +371,7 @@ def predict_files(
         num_actors=plan.num_actors,
         threads_per_actor=plan.threads_per_actor,
         batch_size=batch_size,
+        precision=chosen,
     )
 
 
@@ -398,7 +405,7 @@ def embed_paths_ray(
     Raises:
         UserError: Ray is not installed or the backbone is unknown.
     """
-    from littlevision.features import Embedder, backbone_onnx
+    from littlevision.features import Embedder
     from littlevision.scale.cluster import plan_actors, ray_session, require_ray
 
     require_ray("Embedding on Ray")
@@ -410,7 +417,7 @@ def embed_paths_ray(
             st.advance(cache.n_cached)
         if cache.todo:
             # Exported here, once, so that no actor ever imports TensorFlow.
-            model_bytes = backbone_onnx(embedder.backbone, embedder.image_size).read_bytes()
+            model_bytes = embedder.onnx_path.read_bytes()
             names = [str(p) for p in cache.todo_paths()]
             with ray_session(address) as ray:
                 plan = plan_actors(ray, num_actors, threads_per_actor)

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from littlevision.bundle import CURRENT_LINK, REQUIRED_FILES, Bundle
+from littlevision.bundle import CURRENT_LINK, FAST_MODEL_FILE, REQUIRED_FILES, Bundle
 from littlevision.errors import UserError
 from littlevision.inference import Predictor
 from littlevision.onnx_contract import ONNX_INPUT
 
 log = logging.getLogger("littlevision.serving")
 
-WATCHED_FILES = (*REQUIRED_FILES, "model.keras", "metrics.json")
+WATCHED_FILES = (*REQUIRED_FILES, FAST_MODEL_FILE, "model.keras", "metrics.json")
 
 
 @dataclass(eq=False)
@@ -68,6 +68,11 @@ class LoadedModel:
     def image_size(self) -> int:
         return self.bundle.image_size
 
+    @property
+    def precision(self) -> str:
+        """Which model file answers: ``int8`` (model.int8.onnx) or ``fp32`` (model.onnx)."""
+        return self.predictor.precision
+
     def predict_array(self, images: np.ndarray) -> np.ndarray:
         """Probabilities [N, C] for uint8 images [N, S, S, 3] (what the batcher calls)."""
         return self.predictor.predict_array(images)
@@ -85,13 +90,16 @@ class _Scoring:
         return self.predictor.score_array(images)
 
 
-def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int) -> LoadedModel:
+def load_model(
+    run_dir: str | os.PathLike, threads: int | None, warm_batch: int, precision: str = "auto"
+) -> LoadedModel:
     """Load a bundle and check that it answers sensibly before it may serve.
 
     Args:
         run_dir: The run folder.
         threads: ONNX Runtime intra-op threads.
         warm_batch: Also run a batch this big, so the first real batch is not the slow one.
+        precision: ``auto`` (the bundle's int8 model when it has one), ``fp32`` or ``int8``.
 
     Raises:
         UserError: when the folder is not a bundle, the model does not load, or its warm-up
@@ -99,9 +107,7 @@ def load_model(run_dir: str | os.PathLike, threads: int | None, warm_batch: int)
     """
     bundle = Bundle.load(run_dir)
     version = bundle.version
-    predictor = Predictor(
-        bundle.onnx_path, bundle.labels, bundle.image_size, threads, novelty=bundle.novelty
-    )
+    predictor = Predictor.from_bundle(bundle, threads, precision)
     size, n_labels = bundle.image_size, len(bundle.labels)
     if n_labels < 2:
         raise UserError(f"Expected at least 2 labels in labels.json. Received: {bundle.labels}")
@@ -153,6 +159,7 @@ class ModelStore:
         run_dir: The run folder being served.
         threads: ONNX Runtime intra-op threads.
         warm_batch: Batch size of the warm-up call (the service's ``max_batch``).
+        precision: Which model file to serve (see :meth:`Bundle.model_file`).
         on_swap: Called with the new model after every successful (re)load.
         on_reload: Called with each :class:`ReloadResult` (for metrics).
     """
@@ -164,9 +171,11 @@ class ModelStore:
         warm_batch: int = 1,
         on_swap: Callable[[LoadedModel], None] | None = None,
         on_reload: Callable[[ReloadResult], None] | None = None,
+        precision: str = "auto",
     ) -> None:
         self.run_dir = Path(run_dir)
         self.threads = threads
+        self.precision = precision
         self.warm_batch = warm_batch
         self.on_swap = on_swap
         self.on_reload = on_reload
@@ -190,7 +199,9 @@ class ModelStore:
     async def load_initial(self) -> LoadedModel:
         """Load at start-up; a failure here is fatal (raised), unlike a reload's."""
         stamp = fingerprint(self.run_dir)
-        model = await asyncio.to_thread(load_model, self.run_dir, self.threads, self.warm_batch)
+        model = await asyncio.to_thread(
+            load_model, self.run_dir, self.threads, self.warm_batch, self.precision
+        )
         self._stamp = stamp
         self.set_current(model)
         return model
@@ -205,7 +216,7 @@ class ModelStore:
             stamp = fingerprint(self.run_dir)
             try:
                 model = await asyncio.to_thread(
-                    load_model, self.run_dir, self.threads, self.warm_batch
+                    load_model, self.run_dir, self.threads, self.warm_batch, self.precision
                 )
             except Exception as e:  # any failure keeps the old model serving
                 message = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"

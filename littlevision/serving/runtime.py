@@ -59,6 +59,7 @@ class Runtime:
             settings.max_batch,
             on_swap=self._on_swap,
             on_reload=self._on_reload,
+            precision=settings.precision,
         )
         self.drift = DriftMonitor()
         self.drift.register(self.metrics.registry)

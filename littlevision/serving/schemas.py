@@ -15,6 +15,9 @@ class ModelRef(BaseModel):
 
     name: str
     version: str
+    precision: str = Field(
+        default="fp32", description="fp32 (model.onnx) or int8 (model.int8.onnx)."
+    )
 
 
 class Prediction(BaseModel):
@@ -77,6 +80,7 @@ class FeedbackResponse(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     version: str
+    precision: str = Field("fp32", description="fp32 (model.onnx) or int8 (model.int8.onnx).")
     labels: list[str]
     image_size: int
     card: dict[str, Any]
@@ -113,7 +117,7 @@ class Readiness(BaseModel):
 
 
 def model_ref(model: LoadedModel) -> ModelRef:
-    return ModelRef(name=model.name, version=model.version)
+    return ModelRef(name=model.name, version=model.version, precision=model.precision)
 
 
 def prediction(

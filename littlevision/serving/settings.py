@@ -161,6 +161,9 @@ class ServeSettings:
         collect_max_images: Most images kept.
         collect_max_bytes: Most bytes kept (images and their JSON records).
         collect_below_score: The "low confidence" line for collecting.
+        precision: Which model answers: ``auto`` serves the bundle's ``model.int8.onnx`` when
+            training wrote one (it passed the accuracy gate), else ``model.onnx``; ``fp32``
+            always serves the exact model. Every answer's ``model.precision`` says which.
     """
 
     max_batch: int = field(default=4, metadata=cli("Most images per ONNX Runtime call."))
@@ -245,6 +248,10 @@ class ServeSettings:
     collect_below_score: float = field(
         default=0.6, metadata=cli("--collect also keeps images whose top score is below this.")
     )
+    precision: str = field(
+        default="auto",
+        metadata=cli("auto (the bundle's int8 model when it passed its gate), fp32 or int8."),
+    )
 
     def __post_init__(self) -> None:
         _at_least("max_batch", self.max_batch, 1)
@@ -270,6 +277,10 @@ class ServeSettings:
         _at_least("collect_below_score", self.collect_below_score, 0)
         if self.api_key is not None and not self.api_key.strip():
             raise UserError("Expected a non-empty API key. Received: an empty string.")
+        if self.precision not in ("auto", "fp32", "int8"):
+            raise UserError(
+                f"Expected precision auto, fp32 or int8. Received: precision={self.precision!r}"
+            )
 
 
 def _at_least(name: str, value: float, low: float) -> None:

@@ -23,6 +23,10 @@ class FitResult:
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch curves
     timings: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)  # recipe-specific facts for the card
+    # A fast (int8) model the recipe made on the way, with its validation probabilities:
+    # {"features_onnx": Path, "kernel": [D, C], "bias": [C], "val_probabilities": [N_val_ok, C]}.
+    # None: ``train`` quantises model.onnx itself (see littlevision.training.run).
+    fast: dict[str, Any] | None = None
 
 
 class Recipe:

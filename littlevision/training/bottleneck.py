@@ -119,6 +119,13 @@ class Bottleneck(Recipe):
         resume: Accepted for ``train --resume``, which passes it to every recipe; there is
             nothing to resume here: the embeddings are cached, so a re-run picks up where an
             interrupted one stopped.
+        embed_precision: Backbone used to embed the training images: ``fp32`` (exact),
+            ``int8`` or ``auto`` (int8 where the CPU has int8 instructions; see
+            docs/precision.md for what it costs in accuracy and buys in time). The validation
+            images are embedded with the exact backbone, so the metrics are the exact model's.
+        fast_model: Also make the int8 model (int8 backbone calibrated on 64 training images
+            + this head) and its validation probabilities, for the gate in ``train``; it needs
+            one more pass over the validation images (cached like any embedding).
     """
 
     def __init__(
@@ -128,16 +135,29 @@ class Bottleneck(Recipe):
         flip_augment: bool = True,
         seed: int = 0,
         resume: bool = False,
+        embed_precision: str = "fp32",
+        fast_model: bool = True,
     ):
         self.backbone = backbone
         self.image_size = image_size
         self.flip_augment = flip_augment
         self.seed = seed
         self.resume = resume
+        self.embed_precision = embed_precision
+        self.fast_model = fast_model
 
     def _fit(self, train, val, reporter: Reporter = NULL, output=None) -> FitResult:
+        from littlevision.models.quantize import int8_supported, resolve_precision
+
         t0 = time.perf_counter()
-        embedder = Embedder(self.backbone, self.image_size)
+        precision = resolve_precision(self.embed_precision)
+        exact = Embedder(self.backbone, self.image_size)
+        int8 = None
+        if precision == "int8" or (self.fast_model and int8_supported()):
+            with reporter.stage("calibrate int8 backbone"):
+                int8 = Embedder(self.backbone, self.image_size, precision="int8")
+                int8.calibrate(train.paths)
+        embedder = int8 if precision == "int8" else exact
         size = embedder.image_size
         with reporter.stage(
             "embed train" + (" (and mirrored)" if self.flip_augment else ""), total=len(train)
@@ -147,7 +167,11 @@ class Bottleneck(Recipe):
             else:
                 tr = embedder.embed_paths(train.paths, progress=st.advance)
         with reporter.stage("embed validation", total=len(val)) as st:
-            va = embedder.embed_paths(val.paths, progress=st.advance)
+            va = exact.embed_paths(val.paths, progress=st.advance)
+        va_fast = None
+        if int8 is not None:
+            with reporter.stage("embed validation (int8)", total=len(val)) as st:
+                va_fast = int8.embed_paths(val.paths, progress=st.advance)
         feats, y, groups = tr.features, train.y[tr.ok_indices], None
         if self.flip_augment:
             feats = np.concatenate([feats, fl.features])
@@ -159,10 +183,22 @@ class Bottleneck(Recipe):
                 feats, y, len(train.classes), seed=self.seed, groups=groups
             )
         val_probs = softmax(va.features @ kernel + bias)
+        fast = None
+        if va_fast is not None and np.array_equal(va_fast.ok_indices, va.ok_indices):
+            fast = {
+                "features_onnx": int8.onnx_path,
+                "kernel": kernel,
+                "bias": bias,
+                "val_probabilities": softmax(va_fast.features @ kernel + bias),
+            }
         t_fit = time.perf_counter() - t0 - t_embed
         with reporter.stage("build model"):
             model = build_classifier(self.backbone, size, kernel, bias)
-        info.update(n_cached=tr.n_cached + va.n_cached, feature_dim=int(feats.shape[1]))
+        info.update(
+            n_cached=tr.n_cached + va.n_cached,
+            feature_dim=int(feats.shape[1]),
+            embedding_precision=precision,
+        )
         return FitResult(
             model=model,
             image_size=size,
@@ -175,4 +211,5 @@ class Bottleneck(Recipe):
                 "build_s": time.perf_counter() - t0 - t_embed - t_fit,
             },
             info=info,
+            fast=fast,
         )

@@ -32,6 +32,9 @@ class TrainConfig:
     image_size: int | None = None
     backbone: str = "lite0"
     unknown_rate: float = 0.05  # share of validation images the novelty threshold flags
+    # auto: also write model.int8.onnx when it passes the accuracy gate on this CPU; fp32: only
+    # the exact model (and the bottleneck recipe embeds with the exact backbone).
+    precision: str = "auto"
 
 
 def versions() -> dict[str, str]:
@@ -115,6 +118,7 @@ def write_bundle(
     metrics = classification_metrics(y_val, result.val_probabilities, classes)
     metrics["subset"] = "validation"
     write_json(output / "metrics.json", metrics)
+    fast_model = write_fast_model(output, result, train, val, config)
     root = getattr(dataset if dataset is not None else train, "root", None)
     write_json(output / "split.json", _split_record(train, val, root))
     if result.history:
@@ -157,6 +161,7 @@ def write_bundle(
             "normalisation": "inside the graph",
         },
         "novelty": scorer.card(),
+        "fast_model": fast_model,
         "versions": versions(),
     }
     if started is not None:
@@ -179,6 +184,93 @@ def onnx_metadata(classes: list[str], image_size: int) -> dict[str, str]:
         "input": "image: uint8 [N, S, S, 3], RGB, the whole image resized to S x S",
         "output": "probabilities: float32 [N, C], in the order of labels",
     }
+
+
+def write_fast_model(output: Path, result, train, val, config: TrainConfig) -> dict[str, Any]:
+    """Write ``model.int8.onnx`` when it passes the gate; return what card.json records.
+
+    The candidate is the recipe's own int8 model when it made one (bottleneck: the int8
+    backbone that embedded the images + the fitted head, whose validation probabilities are
+    already known), else model.onnx quantised with 64 training images as calibration and run
+    once over the validation images. Either way it is compared with the exact model's validation
+    probabilities (:func:`littlevision.models.quantize.compare`). A stale int8 model from an
+    earlier run in the same folder is removed first, so a bundle never pairs a new model.onnx
+    with an old fast one.
+    """
+    from littlevision.models import quantize as q
+
+    (output / q.FAST_MODEL).unlink(missing_ok=True)
+    if config.precision == "fp32":
+        return {"written": False, "reason": "trained with --precision fp32"}
+    if not q.int8_supported():
+        gate = q.GateResult(
+            "int8",
+            False,
+            "this CPU has no int8 dot-product instructions (VNNI/AMX): "
+            "int8 would be slower than fp32",
+            cpu_int8=False,
+        )
+        return {"written": False, **gate.to_dict()}
+    val_paths = [val.paths[i] for i in result.val_indices]
+    y_val = val.y[result.val_indices]
+    candidate = output / f".{q.FAST_MODEL}.candidate"
+    try:
+        fast_probs = _fast_candidate(candidate, output / "model.onnx", result, train, val_paths)
+        speedup = _speedup(output / "model.onnx", candidate, val_paths, result.image_size)
+        gate = q.compare(result.val_probabilities, fast_probs, y_val, speedup=speedup)
+        return finish_gate(output, candidate, gate)
+    finally:
+        candidate.unlink(missing_ok=True)
+
+
+def finish_gate(output: Path, candidate: Path, gate) -> dict[str, Any]:
+    """Keep ``candidate`` as ``model.int8.onnx`` when ``gate`` passed; the card's record."""
+    from littlevision.models import quantize as q
+
+    record: dict[str, Any] = {"written": bool(gate.passed), **gate.to_dict()}
+    if gate.passed:
+        os.replace(candidate, output / q.FAST_MODEL)
+        record["file"] = q.FAST_MODEL
+        record["sha256"] = file_sha256(output / q.FAST_MODEL)[:12]
+    else:
+        candidate.unlink(missing_ok=True)
+        (output / q.FAST_MODEL).unlink(missing_ok=True)
+    return record
+
+
+def _fast_candidate(candidate: Path, fp32: Path, result, train, val_paths) -> np.ndarray:
+    """Write the int8 candidate and return its validation probabilities."""
+    from littlevision.models import quantize as q
+
+    if result.fast is not None:
+        f = result.fast
+        q.append_head(f["features_onnx"], f["kernel"], f["bias"], candidate)
+        return f["val_probabilities"]
+    from littlevision.data.decode import decode_many
+    from littlevision.features import content_hash
+    from littlevision.inference import OnnxModel
+
+    chosen = sorted(train.paths, key=lambda p: content_hash(p))[: 2 * q.CALIBRATION_IMAGES]
+    calibration = decode_many(chosen, result.image_size).images[: q.CALIBRATION_IMAGES]
+    q.quantize_static_int8(fp32, candidate, calibration)
+    model = OnnxModel(candidate)
+    probs = [out for _, out in model.map_paths(val_paths, result.image_size) if out is not None]
+    return np.concatenate(probs)
+
+
+def _speedup(fp32: Path, candidate: Path, val_paths, size: int) -> float:
+    """fp32 time / int8 time on 8 validation images (recorded in the card, not gated on)."""
+    from littlevision.data.decode import decode_many
+    from littlevision.inference import make_session
+    from littlevision.models.quantize import measure_speedup
+
+    images = decode_many(val_paths[:8], size).images
+    if not len(images):
+        return 0.0
+    a, b = make_session(fp32), make_session(candidate)
+    return measure_speedup(
+        lambda x: a.run(None, {"image": x}), lambda x: b.run(None, {"image": x}), images
+    )
 
 
 def _split_record(train, val, root) -> dict[str, Any]:
@@ -253,8 +345,11 @@ def train(
     train_ds, val_ds = dataset.split(val_fraction=config.val_split, seed=config.seed)
     if len(val_ds) == 0:
         raise UserError("The validation split is empty: add images or raise --val-split.")
+    if config.precision not in ("auto", "fp32"):
+        raise UserError(f"--precision must be auto or fp32. Received: {config.precision}.")
+    exact = {"embed_precision": "fp32", "fast_model": False} if config.precision == "fp32" else {}
     shared = get_recipe_class(config.recipe).settings(
-        backbone=config.backbone, image_size=config.image_size or None
+        backbone=config.backbone, image_size=config.image_size or None, **exact
     )
     recipe = create_recipe(config.recipe, **{"seed": config.seed, **shared, **recipe_params})
     output = Path(output)
@@ -265,10 +360,18 @@ def train(
         )
 
 
-def evaluate(run, data, reporter: Reporter | None = None, batch_size: int = 8) -> dict[str, Any]:
+def evaluate(
+    run,
+    data,
+    reporter: Reporter | None = None,
+    batch_size: int = 8,
+    precision: str = "auto",
+) -> dict[str, Any]:
     """Metrics of a bundle on labelled data (class folders or CSV), predicting with ONNX Runtime.
 
     Images whose label is not one of the bundle's classes are counted in ``unknown_labels``.
+    ``precision``: ``auto`` uses the bundle's int8 model when it has one, ``fp32`` the exact
+    one; ``metrics["precision"]`` says which answered.
     """
     from littlevision.inference import Predictor
 
@@ -282,7 +385,7 @@ def evaluate(run, data, reporter: Reporter | None = None, batch_size: int = 8) -
     known = [i for i, it in enumerate(data) if it.label in index]
     unknown = sorted({it.label for it in data if it.label not in index and it.label is not None})
     subset = data[known]
-    predictor = Predictor.from_bundle(bundle)
+    predictor = Predictor.from_bundle(bundle, precision=precision)
     with reporter.stage("predict", total=len(subset)) as st:
         preds = predictor.predict_paths(subset.paths, batch_size=batch_size, progress=st.advance)
     pos = {Path(p): i for i, p in enumerate(subset.paths)}
@@ -291,4 +394,6 @@ def evaluate(run, data, reporter: Reporter | None = None, batch_size: int = 8) -
     metrics["skipped"] = _skipped_records(preds.failures, getattr(data, "root", None))
     metrics["unknown_labels"] = unknown
     metrics["n_unknown_label"] = len(data) - len(known)
+    metrics["precision"] = predictor.precision
+    metrics["model_file"] = predictor.onnx_path.name
     return metrics

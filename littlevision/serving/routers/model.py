@@ -21,6 +21,7 @@ async def model_info(model: ModelDep, runtime: RuntimeDep) -> dict:
     return {
         "name": model.name,
         "version": model.version,
+        "precision": model.precision,
         "labels": model.labels,
         "image_size": model.image_size,
         "card": model.bundle.card,

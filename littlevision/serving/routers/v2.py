@@ -90,6 +90,7 @@ class InferenceResponse(BaseModel):
     model_name: str
     model_version: str
     id: str | None = None
+    parameters: dict[str, Any] | None = None
     outputs: list[ResponseOutput]
 
 
@@ -323,6 +324,7 @@ async def _infer(request: Request, model: LoadedModel, runtime) -> dict:
         answer["id"] = request_id
     return {
         **answer,
+        "parameters": {"precision": model.precision},
         "outputs": [
             {
                 "name": ONNX_OUTPUT,
