@@ -2,7 +2,7 @@
 
 Run with ``make bench BENCH=doctor`` or ``.venv/bin/python benchmarks/bench_doctor.py [parts]``
 where parts are any of ``planted speed breeds labels`` (default: all four). Prints Markdown tables and
-writes ``.bench/doctor.json``.
+writes ``.bench/doctor-PRECISION.json`` (``--precision fp32|int8``: the doctor's embeddings).
 
 (a) ``planted``: copies a slice of cats-vs-dogs (tutorial layout) to a temp folder, plants
     several known problems of every check into it (each from a real photo), plus valid but
@@ -90,6 +90,9 @@ def run_timed(cmd: list[str], env: dict, ok_codes=(0,)) -> tuple[float, float, s
 
 
 def doctor_json(data: Path, env: dict, *extra: str) -> tuple[dict, float, float]:
+    """``doctor --json`` on ``data``; the embedding precision comes from ``$BENCH_PRECISION``
+    (``--precision`` of this script), so every phase measures the same backbone."""
+    extra = (*extra, "--precision", env.get("BENCH_PRECISION", "fp32"))
     with tempfile.TemporaryDirectory(prefix="lv-doctor-json-") as tmp:
         out = Path(tmp) / "report.json"
         wall, cpu, _ = run_timed(
@@ -602,7 +605,9 @@ def speed_benchmark(env: dict, cache: Path, cv_python: Path | None) -> dict:
     return result
 
 
-def label_noise_at_scale(cache: Path, n_flips: int = 40, seeds: int = 3) -> list[dict]:
+def label_noise_at_scale(
+    cache: Path, n_flips: int = 40, seeds: int = 3, precision: str = "fp32"
+) -> list[dict]:
     """Recall of the label check on all of cats-vs-dogs with ``n_flips`` labels swapped at
     random (several draws), from the embeddings the speed run cached."""
     os.environ["LITTLEVISION_CACHE"] = str(cache)
@@ -612,7 +617,7 @@ def label_noise_at_scale(cache: Path, n_flips: int = 40, seeds: int = 3) -> list
     from littlevision.features import Embedder
 
     ds = Dataset.from_folder(DATASETS / "cats-vs-dogs")
-    emb = Embedder("lite0").embed_paths(ds.paths)
+    emb = Embedder("lite0", precision=precision).embed_paths(ds.paths)
     feats = emb.features / np.linalg.norm(emb.features, axis=1, keepdims=True)
     y = ds.y[emb.ok_indices]
     clean = find_label_issues(y, out_of_fold_probabilities(feats, y, 2)).is_issue
@@ -900,13 +905,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("parts", nargs="*", default=["planted", "speed", "breeds", "labels"])
     parser.add_argument("--cleanvision-python", default=None)
     parser.add_argument("--keep", action="store_true", help="Keep the planted folder.")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "int8"], help="Doctor's embeddings."
+    )
     args = parser.parse_args(argv)
     if not (DATASETS / "cats-vs-dogs").is_dir():
         raise SystemExit(f"benchmark data not found at {DATASETS}")
     OUT.mkdir(exist_ok=True)
     cache = OUT / "doctor-cache"
-    env = fresh_env(cache)
+    env = {**fresh_env(cache), "BENCH_PRECISION": args.precision}
     results: dict = {
+        "precision": args.precision,
         "machine": machine(),
         "python": sys.version.split()[0],
         "load_at_start": os.getloadavg(),
@@ -916,12 +925,12 @@ def main(argv: list[str]) -> int:
         results["planted"] = planted_benchmark(env, keep=args.keep)
     if "speed" in args.parts:
         results["speed"] = speed_benchmark(env, cache, cleanvision_python(args.cleanvision_python))
-        results["label_noise"] = label_noise_at_scale(cache)
+        results["label_noise"] = label_noise_at_scale(cache, precision=args.precision)
     if "breeds" in args.parts:
         results["breeds"] = breeds_benchmark(env, cache)
     if "labels" in args.parts:
         results["labels"] = label_methods(cache)
-    (OUT / "doctor.json").write_text(json.dumps(results, indent=2, default=str))
+    (OUT / f"doctor-{args.precision}.json").write_text(json.dumps(results, indent=2, default=str))
     print_tables(results)
     if "labels" in results:
         print_label_methods(results["labels"])

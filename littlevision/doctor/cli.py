@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from littlevision._console import JsonFlag, reporter
+from littlevision.doctor.config import DoctorConfig
 
 _FIX_HELP = (
     "Quarantine error-level problems (broken files, duplicate copies, train/validation "
@@ -86,6 +87,13 @@ def register(app: typer.Typer, friendly) -> None:
                 help="No model: skip embeddings, so no label or outlier checks, and near duplicates by perceptual hash only. Several times faster on a first run.",
             ),
         ] = False,
+        precision: Annotated[
+            str,
+            typer.Option(
+                help="Embedding backbone: fp32 (exact), int8 (about 2x faster, calibrated on "
+                "the images; cached apart) or auto (int8 where the CPU has int8 instructions)."
+            ),
+        ] = DoctorConfig.precision,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     ) -> None:
         """Find what is wrong with images and labels; optionally quarantine it (never deletes)."""
@@ -124,7 +132,9 @@ def register(app: typer.Typer, friendly) -> None:
             check_output_file(json_out, "--json-file")
         if html_out is not None:
             check_output_file(html_out, "--html")
-        report = _examine(data, labels, skip, only, quick, quiet)
+        if precision not in ("auto", "fp32", "int8"):
+            raise UserError(f"--precision takes auto, fp32 or int8. Received: '{precision}'.")
+        report = _examine(data, labels, skip, only, quick, quiet, precision)
         # With --json, stdout holds the report alone; what would be said there goes to stderr.
         said = err if as_json else out
         if not as_json:
@@ -145,7 +155,9 @@ def register(app: typer.Typer, friendly) -> None:
             raise typer.Exit(1)
 
 
-def _examine(data: Path, labels: Path | None, skip, only, quick: bool, quiet: bool):
+def _examine(
+    data: Path, labels: Path | None, skip, only, quick: bool, quiet: bool, precision: str = "fp32"
+):
     from littlevision.data.source import open_dataset
     from littlevision.doctor.config import DoctorConfig
     from littlevision.doctor.examine import examine
@@ -162,7 +174,7 @@ def _examine(data: Path, labels: Path | None, skip, only, quick: bool, quiet: bo
             root=root,
             checks=only or None,
             skip=skip or (),
-            config=DoctorConfig(embeddings=not quick),
+            config=DoctorConfig(embeddings=not quick, precision=precision),
             reporter=rep,
         )
 
