@@ -65,10 +65,11 @@ def backbone_onnx(backbone: str, image_size: int) -> Path:
 def int8_backbone_onnx(backbone: str, image_size: int, calibration: np.ndarray, tag: str) -> Path:
     """The backbone's int8 feature extractor calibrated on ``calibration`` images, cached by
     ``tag`` (a digest of those images), so the same data always gets the same int8 model."""
-    path = cache_dir("onnx") / f"{backbone_key(backbone, image_size)}-int8-{tag}-features.onnx"
-    if not path.is_file():
-        from littlevision.models.quantize import quantize_static_int8
+    from littlevision.models.quantize import QUANTIZE_VERSION, quantize_static_int8
 
+    name = f"{backbone_key(backbone, image_size)}-int8q{QUANTIZE_VERSION}-{tag}-features.onnx"
+    path = cache_dir("onnx") / name
+    if not path.is_file():
         quantize_static_int8(backbone_onnx(backbone, image_size), path, calibration)
     return path
 
