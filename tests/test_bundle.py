@@ -57,8 +57,8 @@ def test_default_picks_the_fast_model_and_fp32_the_exact_one(fast_bundle, small_
     assert bundle.model_file() == (fast_bundle / "model.int8.onnx", "int8")
     assert bundle.model_file("fp32") == (fast_bundle / "model.onnx", "fp32")
     files = sorted(small_folder.rglob("*.jpg"))[:6]
-    fast = bundle.predictor(threads=1)
-    exact = bundle.predictor(threads=1, precision="fp32")
+    fast = Predictor.from_bundle(bundle, threads=1)
+    exact = Predictor.from_bundle(bundle, threads=1, precision="fp32")
     assert (fast.precision, exact.precision) == ("int8", "fp32")
     a = fast.predict_paths(files).probabilities
     b = exact.predict_paths(files).probabilities
