@@ -179,8 +179,8 @@ def train(
                     reporter=rep,
                 )
             if recipe == "bottleneck":
-                # The cluster filled the exact backbone's cache: embed with it here too. The
-                # int8 model is still made (from model.onnx) and gated when --precision auto.
+                # The cluster filled the exact backbone's cache: embed with it here too (the
+                # int8 candidate for model.int8.onnx is still made and gated).
                 extra["embed_precision"] = "fp32"
         bundle = train_fn(dataset, output, config, reporter=rep, **extra)
         if report:
