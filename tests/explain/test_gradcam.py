@@ -70,7 +70,9 @@ def test_overlay_is_a_png_of_the_photo_with_onnx_like_probabilities(explain_run,
     assert abs(overlay.size[0] - w * scale) <= 1 and abs(overlay.size[1] - h * scale) <= 1
     from littlevision.data.decode import resize_image
 
-    onnx = Predictor.from_bundle(Bundle.load(explain_run)).predict_array(resize_image(image, 224))
+    onnx = Predictor.from_bundle(Bundle.load(explain_run), precision="fp32").predict_array(
+        resize_image(image, 224)
+    )
     assert probs.shape == (2,)
     np.testing.assert_allclose(probs, onnx, atol=1e-3)
     # the overlay changes the photo only where the map is: it is not a blank or a copy

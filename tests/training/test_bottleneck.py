@@ -49,7 +49,7 @@ def test_onnx_and_keras_give_the_same_probabilities(tiny_run, small_folder):
     bundle = Bundle.load(tiny_run)
     files = sorted(small_folder.rglob("*.jpg"))[::5]
     images = decode_many(files, bundle.image_size).images
-    onnx_probs = Predictor.from_bundle(bundle).predict_array(images)
+    onnx_probs = Predictor.from_bundle(bundle, precision="fp32").predict_array(images)
     keras_probs = bundle.load_keras().predict(images.astype("float32"), verbose=0)
     assert np.abs(onnx_probs - keras_probs).max() < 1e-4
     np.testing.assert_allclose(onnx_probs.sum(axis=1), 1.0, atol=1e-5)

@@ -80,7 +80,7 @@ def test_onnx_agrees_with_keras_on_real_images(finetune_run, small_folder):
     images = decode_many(files, SIZE).images
     model = finetune_run.load_keras()
     keras_probs = model.predict(images.astype("float32"), verbose=0)
-    onnx_probs = Predictor.from_bundle(finetune_run).predict_array(images)
+    onnx_probs = Predictor.from_bundle(finetune_run, precision="fp32").predict_array(images)
     assert np.abs(onnx_probs - keras_probs).max() < 1e-4
     kinds = {type(layer).__name__ for layer in model.layers}
     assert not {k for k in kinds if k.startswith("Random")} and "Dropout" not in kinds

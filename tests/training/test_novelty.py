@@ -36,7 +36,7 @@ def test_onnx_keeps_probabilities_first_and_adds_the_features(tiny_run):
     outputs = [o.name for o in session.get_outputs()]
     assert outputs == ["probabilities", "features"]
     bundle = Bundle.load(tiny_run)
-    predictor = Predictor.from_bundle(bundle)
+    predictor = Predictor.from_bundle(bundle, precision="fp32")  # model.onnx itself
     images = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
     probs = predictor.predict_array(images)
     scored = predictor.score_array(images)

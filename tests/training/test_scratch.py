@@ -102,7 +102,7 @@ def test_onnx_agrees_with_keras_and_inference_is_deterministic(scratch_run, smal
     model = bundle.load_keras()
     keras_probs = model.predict(images.astype("float32"), verbose=0)
     again = model(images.astype("float32"), training=False).numpy()
-    onnx_probs = Predictor.from_bundle(bundle).predict_array(images)
+    onnx_probs = Predictor.from_bundle(bundle, precision="fp32").predict_array(images)
     assert np.abs(onnx_probs - keras_probs).max() < 1e-4
     np.testing.assert_allclose(again, keras_probs, atol=1e-6)  # dropout off at inference
 
