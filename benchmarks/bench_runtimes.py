@@ -225,10 +225,17 @@ def main() -> None:
             )
             loads.append(load1())
         print(f"round {r + 1}/{args.rounds} done, load {load()}", file=sys.stderr)
+        summarise(results, samples, loads, r + 1)  # a run cut short still leaves its rounds
+    print_table(results, configs)
+
+
+def summarise(results: dict, samples: dict, loads: list[float], rounds: int) -> None:
+    """Medians so far into ``results`` and ``.bench/runtimes.json``."""
     for key, vals in samples.items():
         name, *rest = key
         label = "decode+predict 2 workers b8" if rest == ["decode"] else f"t{rest[0]} b{rest[1]}"
         results["rows"][name]["speed"][label] = statistics.median(vals)
+    results["rounds_done"] = rounds
     results["load_during"] = {
         "min": min(loads),
         "median": statistics.median(loads),
@@ -237,10 +244,13 @@ def main() -> None:
     results["load_end"] = load()
     (OUT / "runtimes.json").write_text(json.dumps(results, indent=2))
 
+
+def print_table(results: dict, configs) -> None:
     cols = [f"t{t} b{b}" for t, b in configs] + ["decode+predict 2 workers b8"]
+    during = results["load_during"]
     print(
-        f"load (1 min) during the run: min {results['load_during']['min']:.1f}, "
-        f"median {results['load_during']['median']:.1f}, max {results['load_during']['max']:.1f}"
+        f"load (1 min) during the run: min {during['min']:.1f}, "
+        f"median {during['median']:.1f}, max {during['max']:.1f}"
     )
     print("| runtime | " + " | ".join(cols) + " | agree vs fp32 | accuracy | log-loss | max Δp |")
     print("|---" * (len(cols) + 5) + "|")
