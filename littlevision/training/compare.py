@@ -8,6 +8,7 @@ cats vs dogs the tutorial's published figures are shown beside ours.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,14 @@ from littlevision.errors import UserError
 from littlevision.inference import Predictor
 from littlevision.progress import Reporter, default_reporter, format_duration
 
-__all__ = ["TUTORIAL_FIGURES", "CompareRow", "Comparison", "compare", "inference_speed"]
+__all__ = [
+    "TUTORIAL_FIGURES",
+    "CompareRow",
+    "Comparison",
+    "compare",
+    "compare_runs",
+    "inference_speed",
+]
 
 #: Validation accuracy reported by the Keras blog tutorial (2016) on 1000 + 1000 training and
 #: 400 + 400 validation images of cats and dogs: small convnet from scratch, VGG16 bottleneck
@@ -213,56 +221,111 @@ def compare(
             data, output / name, replace(config, recipe=name), reporter=reporter, **params
         )
         elapsed = time.perf_counter() - t0
-        card = bundle.card
         if probe_images is None or probe_images.shape[1] != bundle.image_size:
-            probe_images = _probe_images(val, bundle.image_size)
+            probe_images = _probe_images(val.paths, bundle.image_size)
         with reporter.stage(f"inference speed {name}"):
             speed = inference_speed(bundle, probe_images)
-        tutorial = TUTORIAL_FIGURES.get(name) if _is_cats_vs_dogs(bundle.labels) else None
-        rows.append(
-            CompareRow(
-                recipe=name,
-                accuracy=float(bundle.metrics["accuracy"]),
-                log_loss=float(bundle.metrics["log_loss"]),
-                train_s=float(card.get("timings", {}).get("total_s", elapsed)),
-                images_per_s=float(speed),
-                model_mb=bundle.onnx_path.stat().st_size / 1e6,
-                run=str(bundle.path),
-                image_size=bundle.image_size,
-                backbone=card.get("backbone"),
-                tutorial_accuracy=tutorial,
-                info={
-                    k: v
-                    for k, v in card.get("recipe_info", {}).items()
-                    if k in ("chosen", "epochs_run", "best_epoch", "seconds_per_epoch", "auto")
-                },
-            )
-        )
+        rows.append(_row(bundle, speed, elapsed, name))
         reporter.log(
             f"compare: {name}: accuracy {100 * rows[-1].accuracy:.1f}%, "
             f"{format_duration(rows[-1].train_s)}"
         )
-    first = Bundle.load(rows[0].run).card["data"]
-    result = Comparison(
-        rows=rows,
-        classes=list(first["classes"]),
-        n_train=int(first["n_train"]),
-        n_val=int(first["n_val"]),
-        seed=config.seed,
-        machine=machine(),
-        is_cats_vs_dogs=_is_cats_vs_dogs(first["classes"]),
-    )
+    result = _comparison(rows, config.seed)
     (output / "compare.md").write_text(result.markdown(), encoding="utf-8")
     write_json(output / "compare.json", result.to_dict())
     plot_comparison(result, output / "compare.png")
     return result
 
 
-def _probe_images(val, size: int, n: int = 32) -> np.ndarray:
+def _row(
+    bundle: Bundle, speed: float, elapsed: float | None, name: str | None = None
+) -> CompareRow:
+    """One bundle's line of the table, from its card and metrics and the measured speed."""
+    card = bundle.card
+    name = name or str(card.get("recipe", bundle.name))
+    tutorial = TUTORIAL_FIGURES.get(name) if _is_cats_vs_dogs(bundle.labels) else None
+    timings = card.get("timings", {})
+    return CompareRow(
+        recipe=name,
+        accuracy=float(bundle.metrics["accuracy"]),
+        log_loss=float(bundle.metrics["log_loss"]),
+        train_s=float(timings.get("total_s", elapsed if elapsed is not None else 0.0)),
+        images_per_s=float(speed),
+        model_mb=bundle.onnx_path.stat().st_size / 1e6,
+        run=str(bundle.path),
+        image_size=bundle.image_size,
+        backbone=card.get("backbone"),
+        tutorial_accuracy=tutorial,
+        info={
+            k: v
+            for k, v in card.get("recipe_info", {}).items()
+            if k in ("chosen", "epochs_run", "best_epoch", "seconds_per_epoch", "auto")
+        },
+    )
+
+
+def _comparison(rows: list[CompareRow], seed: int) -> Comparison:
+    first = Bundle.load(rows[0].run).card["data"]
+    return Comparison(
+        rows=rows,
+        classes=list(first["classes"]),
+        n_train=int(first["n_train"]),
+        n_val=int(first["n_val"]),
+        seed=seed,
+        machine=machine(),
+        is_cats_vs_dogs=_is_cats_vs_dogs(first["classes"]),
+    )
+
+
+def _validation_files(bundle: Bundle) -> list[str]:
+    """The validation files a run's ``split.json`` lists, absolute where its root is known."""
+    split = json.loads((bundle.path / "split.json").read_text(encoding="utf-8"))
+    root = split.get("root")
+    subset = split.get("subsets", {}).get("validation", {})
+    files = [rel for label in sorted(subset) for rel in subset[label]]
+    return [str(Path(root) / rel) if root else rel for rel in files]
+
+
+def compare_runs(
+    runs: list[str | os.PathLike | Bundle], reporter: Reporter | None = None
+) -> Comparison:
+    """The comparison table for runs trained already (one by one, as in the tutorial notebook).
+
+    Each run is measured as :func:`compare` measures it: its validation metrics from the
+    bundle, its training time from its card, its ONNX Runtime speed now.
+
+    Args:
+        runs: Run folders or Bundles, in the table's order.
+        reporter: Receives progress.
+
+    Raises:
+        UserError: No run, a folder that is not a run, or runs validated on different images
+            (their accuracies could not be compared).
+    """
+    reporter = reporter or default_reporter()
+    bundles = [r if isinstance(r, Bundle) else Bundle.load(r) for r in runs]
+    if not bundles:
+        raise UserError("Give at least one run folder to compare.")
+    files = [_validation_files(b) if (b.path / "split.json").is_file() else None for b in bundles]
+    if any(f != files[0] for f in files[1:]):
+        raise UserError(
+            "These runs were validated on different images, so their accuracies cannot be "
+            "compared: train them on the same data with the same --val-split and --seed."
+        )
+    rows, probe = [], None
+    for bundle in bundles:
+        if probe is None or probe.shape[1] != bundle.image_size:
+            probe = _probe_images(files[0] or [], bundle.image_size)
+        with reporter.stage(f"inference speed {bundle.name}"):
+            rows.append(_row(bundle, inference_speed(bundle, probe), None))
+    return _comparison(rows, int(bundles[0].card.get("seed", 0)))
+
+
+def _probe_images(paths, size: int, n: int = 32) -> np.ndarray:
     """Real validation images decoded at ``size``, for the speed measurement."""
     from littlevision.data.decode import decode_many
 
-    images = decode_many(val.paths[:n], size).images
+    images = decode_many(list(paths)[:n], size).images
     if len(images) == 0:
         rng = np.random.default_rng(0)  # none readable: the speed does not depend on the pixels
         images = rng.integers(0, 256, (n, size, size, 3), np.uint8)

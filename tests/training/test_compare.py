@@ -62,3 +62,29 @@ def test_unknown_recipe_is_one_sentence_and_exit_2(small_folder, tmp_path):
     )
     assert result.exit_code == 2
     assert "Unknown recipe 'magic'" in result.output
+
+
+def test_compare_runs_tables_runs_trained_already_and_refuses_different_splits(tiny_run, tmp_path):
+    import shutil
+
+    import pytest
+
+    from littlevision.bundle import Bundle
+    from littlevision.errors import UserError
+    from littlevision.training.compare import compare_runs
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    result = compare_runs([tiny_run, copy])
+    metrics = Bundle.load(tiny_run).metrics
+    assert [r.recipe for r in result.rows] == ["bottleneck", "bottleneck"]
+    assert result.rows[0].accuracy == metrics["accuracy"] and result.rows[0].images_per_s > 0
+    assert result.rows[0].tutorial_accuracy == 0.90  # cats and dogs: the tutorial's figure
+    assert result.n_val == metrics["n"]
+
+    split = json.loads((copy / "split.json").read_text())
+    cats = split["subsets"]["validation"]["cats"]
+    split["subsets"]["validation"]["cats"] = cats[1:]
+    (copy / "split.json").write_text(json.dumps(split))
+    with pytest.raises(UserError, match="different images"):
+        compare_runs([tiny_run, copy])
