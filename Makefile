@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-slow test-all test-lowest check-wheel bench lint format browser-deps clean
+.PHONY: demo test test-slow test-all test-lowest check-wheel bench lint format browser-deps clean notebook tutorial-html
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "littlevision needs Python >= 3.11")'
@@ -46,6 +46,18 @@ lint: $(STAMP)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format littlevision tests benchmarks scripts
+
+NB_STAMP := $(VENV)/.notebook-stamp
+$(NB_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,notebook]'
+	touch $(NB_STAMP)
+
+notebook: $(NB_STAMP)  ## open the tutorial (docs/tutorial.ipynb) in JupyterLab with the project's venv
+	$(VENV)/bin/jupyter lab docs/tutorial.ipynb
+
+tutorial-html: $(NB_STAMP)  ## execute a copy of the tutorial and render docs/tutorial.html
+	$(PY) scripts/tutorial.py strip
+	$(PY) scripts/tutorial.py html
 
 browser-deps:  ## Debian chromium for the browser tests (needs root)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
