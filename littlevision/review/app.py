@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,17 @@ def create_app(session: ReviewSession, thumbs: ThumbnailCache | None = None) -> 
 
     @app.post("/api/act")
     def act(body: Act) -> JSONResponse:
-        return JSONResponse(session.act(body.key, body.action, body.value, body.member))
+        t = time.perf_counter()
+        answer = session.act(body.key, body.action, body.value, body.member)
+        answer["server_ms"] = round((time.perf_counter() - t) * 1000, 2)
+        return JSONResponse(answer)
 
     @app.post("/api/undo")
     def undo(body: Undo) -> JSONResponse:
-        return JSONResponse(session.undo(body.key))
+        t = time.perf_counter()
+        answer = session.undo(body.key)
+        answer["server_ms"] = round((time.perf_counter() - t) * 1000, 2)
+        return JSONResponse(answer)
 
     def _file(where: str, p: str) -> Path:
         if where == "data":

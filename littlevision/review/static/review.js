@@ -1,8 +1,9 @@
 // littlevision review: keyboard-first answers to the queues of /api/state. No framework, no CDN.
 "use strict";
 
-const S = { data: null, q: 0, i: 0, member: null, busy: false, where: {}, timings: [] };
+const S = { data: null, q: 0, i: 0, member: null, busy: false, where: {}, timings: [], split: [] };
 window.reviewTimings = S.timings; // per-action milliseconds, key press to page updated
+window.reviewSplit = S.split; // per action: [server work, answer received, page updated] ms
 
 const $ = (sel) => document.querySelector(sel);
 function el(tag, attrs, ...kids) {
@@ -192,10 +193,13 @@ async function act(action, value) {
   try {
     const member = S.member ?? it.target;
     const answer = await api("POST", "/api/act", { key: it.key, action, value: value ?? null, member });
+    const t1 = performance.now();
     apply(answer);
     status(answer.message);
     select(nextOpen());
-    S.timings.push(performance.now() - t0);
+    const t2 = performance.now();
+    S.timings.push(t2 - t0);
+    S.split.push([answer.server_ms, t1 - t0, t2 - t0]);
   } catch (e) {
     status(e.message, true);
   } finally {
