@@ -53,7 +53,7 @@ $(NB_STAMP): $(STAMP)
 	touch $(NB_STAMP)
 
 notebook: $(NB_STAMP)  ## open the tutorial (docs/tutorial.ipynb) in JupyterLab with the project's venv
-	$(VENV)/bin/jupyter lab docs/tutorial.ipynb
+	$(VENV)/bin/jupyter lab docs/tutorial.ipynb $(if $(filter 0,$(shell id -u)),--allow-root)
 
 tutorial-html: $(NB_STAMP)  ## execute a copy of the tutorial and render docs/tutorial.html
 	$(PY) scripts/tutorial.py strip
