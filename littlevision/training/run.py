@@ -100,6 +100,7 @@ def write_bundle(
     reporter: Reporter = NULL,
 ) -> Bundle:
     """Write the run folder for a fitted recipe (see :mod:`littlevision.bundle`)."""
+    from littlevision.models.cost import model_cost
     from littlevision.models.onnx_export import export_onnx
 
     result = recipe.result
@@ -152,6 +153,12 @@ def write_bundle(
         "metrics": {k: metrics[k] for k in ("accuracy", "log_loss", "n")},
         "recipe_info": result.info,
         "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "cost": model_cost(
+            result.model,
+            output / "model.onnx",
+            result.image_size,
+            recipe.model_backbone_,
+        ),
         "onnx": {
             "input": "image",
             "dtype": "uint8",

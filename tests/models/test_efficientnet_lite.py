@@ -73,6 +73,22 @@ def test_pooled_features_match_the_torch_reference(parity):
     np.testing.assert_allclose(features, parity["features"], atol=1e-3, rtol=0)
 
 
+@pytest.mark.parametrize("variant", ["lite1", "lite2"])
+def test_lite1_and_lite2_match_the_torch_reference(variant):
+    """The same check for the bigger backbones (fixtures made by the same script, --variant)."""
+    with np.load(FIXTURE.with_name(f"{variant}_parity.npz")) as data:
+        ref = {key: data[key] for key in data.files}
+    images = ref["images"].astype(np.float32)
+    assert images.shape[1] == get_backbone_spec(variant).image_size
+
+    logits = efficientnet_lite(variant, classifier_activation=None)(images).numpy()
+    features = efficientnet_lite(variant, include_top=False, pooling="avg")(images).numpy()
+
+    np.testing.assert_allclose(logits, ref["logits"], atol=1e-3, rtol=0)
+    np.testing.assert_array_equal(logits.argmax(axis=1), ref["logits"].argmax(axis=1))
+    np.testing.assert_allclose(features, ref["features"], atol=1e-3, rtol=0)
+
+
 def test_softmax_top_gives_probabilities(parity):
     model = efficientnet_lite("lite0")  # classifier_activation="softmax" by default
     probs = model(parity["images"].astype(np.float32)).numpy()

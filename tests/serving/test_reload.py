@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
@@ -42,6 +43,22 @@ def test_model_info(client, served):
     assert info["card"] == served.card and info["metrics"] == served.metrics
     assert info["last_reload_error"] is None
     assert info["loaded_at"] <= time.time()
+    assert info["backbone"] == served.card["backbone"] and info["cost"] == served.card["cost"]
+
+
+def test_model_info_says_which_backbone_and_its_cost_per_image(tiny_run, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from littlevision.serving import ServeSettings, create_app
+
+    run = shutil.copytree(tiny_run, tmp_path / "run")
+    with TestClient(create_app(run, ServeSettings(watch_interval_s=0))) as client:
+        info = client.get("/v1/model").json()
+    assert info["backbone"] == "lite0"
+    cost = info["cost"]
+    assert cost["backbone"] == "lite0" and cost["image_size"] == info["image_size"]
+    assert 3e8 < cost["multiply_adds_per_image"] < 5e8  # EfficientNet-Lite0: ~0.39 G
+    assert cost["ms_per_image"] > 0 and cost["images_per_s"] > 0
 
 
 def test_reload_swaps_in_the_new_model(client, run_dir, photo):

@@ -88,3 +88,54 @@ def test_compare_runs_tables_runs_trained_already_and_refuses_different_splits(t
     (copy / "split.json").write_text(json.dumps(split))
     with pytest.raises(UserError, match="different images"):
         compare_runs([tiny_run, copy])
+
+
+def test_compare_backbones_trains_each_pair_and_draws_the_speed_frontier(small_folder, tmp_path):
+    out = tmp_path / "cmp"
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            str(small_folder),
+            "--recipes",
+            "bottleneck",
+            "--backbones",
+            "lite0,lite1",
+            "-o",
+            str(out),
+            "-q",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "compare.json").read_text())
+    rows = {(r["recipe"], r["backbone"]): r for r in table["rows"]}
+    assert set(rows) == {("bottleneck", "lite0"), ("bottleneck", "lite1")}
+    assert (out / "bottleneck-lite0" / "model.onnx").is_file()
+    assert json.loads((out / "bottleneck-lite1" / "card.json").read_text())["image_size"] == 240
+    # the faster model is always on the frontier; the slower one only if it is more accurate
+    lite0, lite1 = rows[("bottleneck", "lite0")], rows[("bottleneck", "lite1")]
+    fastest = max((lite0, lite1), key=lambda r: r["images_per_s"])
+    assert fastest["on_frontier"]
+    other = lite1 if fastest is lite0 else lite0
+    assert other["on_frontier"] == (other["accuracy"] > fastest["accuracy"])
+    md = (out / "compare.md").read_text()
+    assert "bottleneck (lite1, 240 px)" in md and "](compare-frontier.png)" in md
+    assert (out / "compare-frontier.png").read_bytes()[:4] == b"\x89PNG"
+    page = (out / "compare.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "frontier" in page
+
+
+def test_frontier_keeps_what_no_other_beats_on_both():
+    from littlevision.training.compare import frontier
+
+    points = [(0.90, 100.0), (0.95, 40.0), (0.89, 50.0), (0.95, 30.0)]
+    assert frontier(points) == [True, True, False, False]
+
+
+def test_unknown_backbone_is_one_sentence_and_exit_2(small_folder, tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["compare", str(small_folder), "--backbones", "lite0,lite9", "-o", str(tmp_path / "c")],
+    )
+    assert result.exit_code == 2
+    assert "Unknown backbone 'lite9'" in result.output

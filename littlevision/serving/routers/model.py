@@ -24,6 +24,8 @@ async def model_info(model: ModelDep, runtime: RuntimeDep) -> dict:
         "precision": model.precision,
         "labels": model.labels,
         "image_size": model.image_size,
+        "backbone": model.bundle.card.get("backbone"),
+        "cost": model.bundle.card.get("cost"),
         "card": model.bundle.card,
         "metrics": model.bundle.metrics,
         "loaded_at": model.loaded_at,
