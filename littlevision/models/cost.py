@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["count_multiply_adds", "measure_onnx_speed", "model_cost"]
+__all__ = ["count_multiply_adds", "describe_cost", "measure_onnx_speed", "model_cost"]
 
 
 def _layers(model):
