@@ -535,7 +535,9 @@ class Auto(Recipe):
         exported = any(cache_dir("onnx").glob(f"{embedder.key}-features.onnx"))
         export = 0.0 if exported else 12.0 * max(macs / ref_macs, 1.0) if ref_macs else 12.0
         # each missing image: decoded once, the backbone run on it and its mirror; then the CV
-        return export + n_missing * (2.0 / speed + 0.004) + 0.002 * len(self._paths_) + 4.0
+        # the cross-validation costs what the first candidate's did (same rows and classes)
+        cv = getattr(self, "_cv_s_", 4.0)
+        return export + n_missing * (2.0 / speed + 0.004) + 0.002 * len(self._paths_) + cv
 
     def _run_bottleneck(self, cand: Candidate, train, left, reporter, always: bool) -> None:
         from littlevision.features import Embedder
@@ -598,8 +600,11 @@ class Auto(Recipe):
         feats = np.concatenate([plain.features, mirrored.features])
         y = np.concatenate([train.y[plain.ok_indices], train.y[mirrored.ok_indices]])
         groups = np.concatenate([plain.ok_indices, mirrored.ok_indices])
+        t_cv = time.perf_counter()
         with reporter.stage(f"auto: {cand.backbone}: cross-validate the head"):
             oof, c = cross_validate_head(feats, y, groups, len(train.classes), self.seed)
+        if always:
+            self._cv_s_ = time.perf_counter() - t_cv
         rows = np.arange(len(plain.ok_indices))  # the images themselves, not their mirrors
         probs, yy = oof[rows], y[rows]
         scored = ~np.isnan(probs).any(axis=1)
