@@ -175,7 +175,7 @@ class Comparison:
         """
         rows = []
         for r in self.rows:
-            name = self.name(r)
+            name = r.recipe if sizes else self.name(r)  # sizes name the backbone
             if sizes:
                 name += (
                     f" ({r.backbone}, {r.image_size} px)" if r.backbone else f" ({r.image_size} px)"
