@@ -125,7 +125,8 @@ class Scorer:
             emb = self.embedder.embed_paths(paths)
             kernel, bias = self.head
             return _softmax(emb.features @ kernel + bias), emb.ok_indices
-        preds = Predictor.from_bundle(self.bundle).predict_paths(paths)
+        # The exact models are compared (their int8 copies have their own gate at train time).
+        preds = Predictor.from_bundle(self.bundle, precision="fp32").predict_paths(paths)
         index = {str(p): i for i, p in enumerate(paths)}
         return preds.probabilities, np.array([index[str(p)] for p in preds.paths], np.int64)
 

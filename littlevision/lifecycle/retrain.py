@@ -359,6 +359,9 @@ def _check_loads(folder: Path) -> None:
     from littlevision.serving.model_store import load_model
 
     try:
+        # Every model file the version holds: model.onnx, and model.int8.onnx when training
+        # kept one (the default precision serves it, --precision fp32 the exact one).
+        load_model(folder, threads=1, warm_batch=1, precision="fp32")
         load_model(folder, threads=1, warm_batch=1)
     except UserError as e:
         raise UserError(f"The candidate was not promoted: it does not load ({e}).") from None
