@@ -14,6 +14,7 @@ ONNX Runtime was measured against OpenVINO (fp32, bf16 and NNCF int8) side by si
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,6 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from littlevision._io import atomic_path
+from littlevision.metrics import log_loss
 
 # The gate: the fast model must agree with the exact one on this share of top-1 labels...
 MIN_AGREEMENT = 0.995
@@ -112,10 +116,8 @@ def quantize_static_int8(
             extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
         )
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
-        os.close(fd)
-        os.replace(staged, partial)
-        os.replace(partial, out_path)
+        with atomic_path(out_path) as partial:
+            shutil.move(staged, partial)  # the staging folder may be on another file system
     return out_path
 
 
@@ -197,11 +199,6 @@ class GateResult:
         return out
 
 
-def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(probs[np.arange(len(y)), y], 1e-7, 1.0)
-    return float(-np.log(p).mean())
-
-
 def compare(
     fp32_probs: np.ndarray,
     fast_probs: np.ndarray,
@@ -223,7 +220,7 @@ def compare(
     if n == 0:
         return GateResult(precision, False, "no validation images to check the fast model on")
     agreement = float((fp32_probs.argmax(1) == fast_probs.argmax(1)).mean())
-    ll32, llq = _log_loss(fp32_probs, y), _log_loss(fast_probs, y)
+    ll32, llq = log_loss(y, fp32_probs), log_loss(y, fast_probs)  # n > 0: floats
     result = GateResult(
         precision=precision,
         passed=False,
@@ -332,8 +329,6 @@ def append_head(
     )
     graph.output.append(features_out)  # second output, as model.onnx has (novelty scoring)
     out_path = Path(out_path)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=".onnx.tmp")
-    os.close(fd)
-    onnx.save(model, tmp)
-    os.replace(tmp, out_path)
+    with atomic_path(out_path) as tmp:
+        onnx.save(model, tmp)
     return out_path
