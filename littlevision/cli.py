@@ -458,7 +458,16 @@ def info(
         ("validation log-loss", f"{bundle.metrics.get('log_loss', float('nan')):.4f}"),
         ("model version", bundle.version),
         ("created", str(card.get("created"))),
-        ("files", ", ".join(sorted(p.name for p in bundle.path.iterdir() if p.is_file()))),
+        (
+            "files",
+            ", ".join(
+                sorted(
+                    p.name
+                    for p in bundle.path.iterdir()
+                    if p.is_file() and not p.name.startswith(".")
+                )
+            ),
+        ),
     ]
     auto = card.get("recipe_info", {}).get("auto") or {}
     if auto.get("candidates"):

@@ -209,10 +209,7 @@ def retrain(
                 f"No feedback in '{run / FEEDBACK_DIR}': send corrections to /v1/feedback "
                 "(or the web page) first; there is nothing new to learn from."
             )
-        previous = ensure_versioned(run)
-        clean_staging(run)
-        current = Bundle.load(run)
-        labels = list(current.labels)
+        labels = list(Bundle.load(run).labels)
         new = sorted({f.label for f in feedback} - set(labels))
         if new and not allow_new_classes:
             counts = {c: sum(f.label == c for f in feedback) for c in new}
@@ -223,7 +220,10 @@ def retrain(
                 f"'{run / FEEDBACK_DIR}'."
             )
         classes = labels + new
-        split, source, missing = _source_dataset(current, data)
+        split, source, missing = _source_dataset(Bundle.load(run), data)
+        previous = ensure_versioned(run)  # checks first: a refused retrain changes nothing
+        clean_staging(run)
+        current = Bundle.load(run)
         train_items = [Item(it.path, it.label, "train") for it in source.where(subset="train")]
         val_items = [
             Item(it.path, it.label, "validation") for it in source.where(subset="validation")

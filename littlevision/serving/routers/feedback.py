@@ -1,4 +1,4 @@
-"""``POST /v1/feedback``: a user's correction, kept for the next ``littlevision train``.
+"""``POST /v1/feedback``: a user's correction, kept for the next ``littlevision retrain``.
 
 The image is saved as ``RUN/feedback/<label>/<sha256>.<ext>``: the label must be one of the
 model's own labels and the name is the content's hash, so nothing a client sends becomes part of
