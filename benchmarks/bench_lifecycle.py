@@ -108,6 +108,7 @@ def tutorial_slice(dest: Path, per_class: int, first: int = 0) -> Path:
         (dest / "train" / cls).mkdir(parents=True)
         for f in files[first : first + per_class]:
             os.symlink(f, dest / "train" / cls / f.name)
+        (dest / "validation").mkdir(exist_ok=True)
         os.symlink(DATASETS / "cats-vs-dogs" / "validation" / cls, dest / "validation" / cls)
     return dest
 
