@@ -49,6 +49,7 @@ BUNDLE_FILES = (
     "history.json",
     "novelty.npz",
     "report.html",
+    "README.md",
 )
 
 

@@ -351,6 +351,9 @@ def _candidate_card(staging: Path, current: Bundle, number: int, previous: int, 
     }
     card["data"]["source"] = current.card.get("data", {}).get("source", card["data"]["source"])
     write_json(staging / "card.json", card)
+    from littlevision.model_card import write_model_card
+
+    write_model_card(staging)  # README.md again, now with the run's name
     return card
 
 
