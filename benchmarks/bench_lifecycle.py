@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serve import Server, closed_loop  # noqa: E402
+from bench_serve import RawHttpClient, Server, closed_loop  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("LITTLEVISION_DATASETS", REPO.parent / "shared" / "datasets"))
@@ -144,22 +144,44 @@ def _send_feedback(url: str, per_class: int, first: int) -> dict:
 
 
 class SteadyLoad:
-    """Concurrency-N closed loop of /v1/predict in a thread, until stopped (bounded)."""
+    """Concurrency-N closed loop of /v1/predict in a thread until the block ends (or
+    ``seconds``): every answer's status is counted, a dropped connection as status 0."""
 
     def __init__(self, url: str, images: list[bytes], concurrency: int, seconds: float) -> None:
-        self.result: dict = {}
-        self.thread = threading.Thread(
-            target=lambda: self.result.update(
-                asyncio.run(closed_loop(url, images, concurrency, 10**6, seconds))
-            )
-        )
+        self.url, self.images, self.concurrency, self.seconds = url, images, concurrency, seconds
+        self.stop = threading.Event()
+        self.result: dict = {"statuses": {}}
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._run()))
+
+    async def _run(self) -> None:
+        statuses = self.result["statuses"]
+        end = time.monotonic() + self.seconds
+
+        async def worker(k: int) -> None:
+            client, i = RawHttpClient(self.url), k
+            try:
+                while not self.stop.is_set() and time.monotonic() < end:
+                    i += 1
+                    try:
+                        status = await client.post(
+                            "/v1/predict", self.images[i % len(self.images)], "image/jpeg"
+                        )
+                    except (OSError, asyncio.IncompleteReadError):
+                        status = 0
+                        await client.close()
+                    statuses[status] = statuses.get(status, 0) + 1
+            finally:
+                await client.close()
+
+        await asyncio.gather(*(worker(k) for k in range(self.concurrency)))
 
     def __enter__(self) -> SteadyLoad:
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.thread.join(900)
+        self.stop.set()
+        self.thread.join(120)
 
 
 def _served_version(url: str) -> str | None:
@@ -185,6 +207,7 @@ def _switch_under_load(url: str, images, command: list[str], seconds: float) -> 
                 switched_after = time.perf_counter() - done
                 break
             time.sleep(0.1)
+        time.sleep(2)  # and a little of the new version under the same load
     statuses = load.result.get("statuses", {})
     return {
         "command_rc": p.returncode,
