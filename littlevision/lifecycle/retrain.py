@@ -308,6 +308,12 @@ def retrain(
             if promote:
                 _check_loads(staging)  # a candidate that does not answer is never promoted
             publish(staging, run, number)
+        except OSError as e:  # a full disk, a vanished file: the served version is untouched
+            shutil.rmtree(staging, ignore_errors=True)
+            raise UserError(
+                f"The retrain stopped: {e.strerror or e} ({e.filename or 'writing the candidate'}); "
+                f"version {previous} is still served and nothing else changed."
+            ) from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

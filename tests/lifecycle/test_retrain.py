@@ -142,3 +142,23 @@ def test_prune_keeps_the_newest_and_the_served(retrained_copy):
     assert [v.version for v in found] == [1, 3]
     assert not (retrained_copy / "versions" / "2").exists()
     assert Path(retrained_copy / "feedback").is_dir()  # images are never deleted
+
+
+def test_a_full_disk_during_retrain_is_one_sentence_and_changes_nothing(
+    retrained_copy, monkeypatch
+):
+    import errno
+
+    import littlevision.training.run as run_module
+
+    served = file_sha256(retrained_copy / "model.onnx")
+    numbers = sorted(p.name for p in (retrained_copy / "versions").iterdir())
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "model.keras")
+
+    monkeypatch.setattr(run_module, "write_bundle", full)
+    with pytest.raises(UserError, match="No space left on device.*still served"):
+        retrain(retrained_copy)
+    assert file_sha256(retrained_copy / "model.onnx") == served
+    assert sorted(p.name for p in (retrained_copy / "versions").iterdir()) == numbers
