@@ -215,7 +215,7 @@ def report_in_process(bundle) -> dict:
 
 def main(argv: list[str]) -> None:
     from littlevision.bundle import Bundle
-    from littlevision.explain.gradcam import Explainer, get_explainer
+    from littlevision.explain._gradcam import Explainer, get_explainer
     from littlevision.training.run import TrainConfig, train
 
     cvd = DATASETS / "cats-vs-dogs"

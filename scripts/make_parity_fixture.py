@@ -40,7 +40,7 @@ IMAGES = (
     "validation/dogs/dog.4001.jpg",
 )
 SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}  # each variant's own input size
-MEAN, STD = 127.0, 128.0  # littlevision.models.efficientnet_lite.PIXEL_MEAN / PIXEL_STD
+MEAN, STD = 127.0, 128.0  # littlevision.models._efficientnet_lite.PIXEL_MEAN / PIXEL_STD
 
 
 def _load_reader():

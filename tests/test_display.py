@@ -134,7 +134,7 @@ def test_a_run_with_learning_curves_shows_them(tiny_run, tmp_path):
 
 
 def test_comparison_shows_the_table(tiny_run):
-    from littlevision.training.compare import CompareRow, Comparison
+    from littlevision.training.comparison import CompareRow, Comparison
 
     bundle = Bundle.load(tiny_run)
     row = CompareRow(
@@ -196,7 +196,7 @@ def test_gradcam_result_is_a_picture_not_an_array(tiny_run, photos):
 
 def test_gradcam_without_images_still_draws_the_maps(tiny_run, photos):
     from littlevision.explain import gradcam
-    from littlevision.explain.gradcam import GradCAMResult
+    from littlevision.explain._gradcam import GradCAMResult
 
     r = gradcam(tiny_run, photos[:1], upsample=False)
     bare = GradCAMResult(r.heatmaps, r.probabilities, r.class_indices, r.layer)

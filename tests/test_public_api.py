@@ -90,3 +90,21 @@ def test_import_does_not_load_tensorflow():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_no_public_name_is_also_a_submodule(name):
+    """Importing ``pkg.x`` binds the module to ``pkg.x``: a public function named like one of
+    its package's modules would turn into that module once anything imported it directly."""
+    package = importlib.import_module(name)
+    modules = {info.name for info in pkgutil.iter_modules(package.__path__)}
+    assert not modules & set(package.__all__), f"{name}: {sorted(modules & set(package.__all__))}"
+
+
+def test_examine_stays_a_function_after_its_module_is_imported():
+    code = (
+        "import littlevision.doctor.examination, littlevision.training.comparison\n"
+        "import littlevision.doctor as d, littlevision.training as t\n"
+        "assert callable(d.examine) and callable(t.compare), (d.examine, t.compare)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -160,7 +160,7 @@ def _examine(
 ):
     from littlevision.data.source import open_dataset
     from littlevision.doctor.config import DoctorConfig
-    from littlevision.doctor.examine import examine
+    from littlevision.doctor.examination import examine
     from littlevision.errors import UserError
 
     if not data.exists():

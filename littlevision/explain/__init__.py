@@ -4,8 +4,7 @@ Every explanation is a plain function returning arrays (or PNG bytes), and a CLI
 this package is cheap: TensorFlow and matplotlib are loaded by the functions that need them.
 """
 
-from littlevision.explain._graph import LayerInfo, list_layers
-from littlevision.explain.feature_maps import (
+from littlevision.explain._feature_maps import (
     FeatureMap,
     FeatureMaps,
     default_layers,
@@ -13,19 +12,20 @@ from littlevision.explain.feature_maps import (
     feature_maps_figure,
     feature_maps_png,
 )
+from littlevision.explain._gradcam import (
+    Explainer,
+    GradCAMResult,
+    get_explainer,
+    gradcam,
+    gradcam_overlay,
+)
+from littlevision.explain._graph import LayerInfo, list_layers
 from littlevision.explain.filters import (
     AscentConfig,
     filters_grid,
     first_layer_filters,
     maximize_activation,
     maximize_class,
-)
-from littlevision.explain.gradcam import (
-    Explainer,
-    GradCAMResult,
-    get_explainer,
-    gradcam,
-    gradcam_overlay,
 )
 from littlevision.explain.panel import ExplainedImage, explain_images, explanation_png
 from littlevision.explain.report import ReportConfig, write_report

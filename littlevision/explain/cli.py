@@ -89,7 +89,7 @@ def register(app: typer.Typer, friendly) -> None:
         files = collect_images(images)
         with reporter(quiet) as rep:
             with rep.stage("load model"):
-                from littlevision.explain.gradcam import get_explainer
+                from littlevision.explain._gradcam import get_explainer
 
                 get_explainer(bundle, layer)
             with rep.stage("explain", total=len(files)) as st:
@@ -131,7 +131,7 @@ def register(app: typer.Typer, friendly) -> None:
         """Feature maps: what chosen layers compute for one image, as a grid."""
         from littlevision._paths import check_output_file
         from littlevision.data.decode import load_image
-        from littlevision.explain.feature_maps import feature_maps_png
+        from littlevision.explain._feature_maps import feature_maps_png
 
         check_output_file(output, "--output")
         bundle = _load(run)

@@ -264,7 +264,7 @@ def _flexible_size(keras_model, tap: str | None, size: int) -> bool:
 
 def default_filter_layer(model) -> LayerInfo:
     """A middle feature map: its filters respond to textures and parts, readable as images."""
-    from littlevision.explain.feature_maps import default_layers
+    from littlevision.explain._feature_maps import default_layers
 
     picks = default_layers(trace(_keras_model(model)).layers)
     if not picks:

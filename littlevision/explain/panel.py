@@ -87,7 +87,7 @@ def explain_images(
         One :class:`ExplainedImage` per input, in order.
     """
     from littlevision.data.decode import DecodeError, load_image
-    from littlevision.explain.gradcam import get_explainer
+    from littlevision.explain._gradcam import get_explainer
 
     explainer = get_explainer(run, layer)
     labels = explainer.labels or [str(i) for i in range(explainer.n_classes)]

@@ -380,7 +380,7 @@ def _auto_search(card: dict[str, Any], notes) -> dict[str, Any] | None:
         with notes.guard("card", "draw auto's accuracy / speed frontier"):
             import tempfile
 
-            from littlevision.training.compare import plot_frontier
+            from littlevision.training.comparison import plot_frontier
 
             with tempfile.TemporaryDirectory() as tmp:
                 png = plot_frontier(
@@ -526,7 +526,7 @@ def _load_explainer(bundle: Bundle, notes: _Notes, reporter: Reporter):
         notes.guard("top-losses", "load the Keras model for Grad-CAM"),
         reporter.stage("report: load model"),
     ):
-        from littlevision.explain.gradcam import get_explainer
+        from littlevision.explain._gradcam import get_explainer
 
         explainer = get_explainer(bundle)
     return explainer
@@ -553,7 +553,7 @@ def _examples_section(ctx, explainer, val, labels, config, notes, reporter):
 
 def _feature_maps_section(ctx, keras_model, first_image, notes, reporter) -> None:
     """The feature maps of one validation image."""
-    from littlevision.explain.feature_maps import feature_maps, feature_maps_figure
+    from littlevision.explain._feature_maps import feature_maps, feature_maps_figure
 
     if first_image is None:
         notes.add(

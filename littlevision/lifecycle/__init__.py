@@ -5,8 +5,7 @@ See docs/lifecycle.md for the loop, the gate's rule and the layout on disk.
 
 from __future__ import annotations
 
-from littlevision.lifecycle.gate import GateRule
-from littlevision.lifecycle.retrain import (
+from littlevision.lifecycle._retrain import (
     RetrainResult,
     RollbackResult,
     VersionInfo,
@@ -14,6 +13,7 @@ from littlevision.lifecycle.retrain import (
     rollback,
     versions,
 )
+from littlevision.lifecycle.gate import GateRule
 
 __all__ = [
     "GateRule",

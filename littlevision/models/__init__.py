@@ -3,7 +3,7 @@
 Importing this package is cheap: TensorFlow is loaded only when a model is built.
 """
 
-from littlevision.models.efficientnet_lite import (
+from littlevision.models._efficientnet_lite import (
     FEATURE_DIM,
     LAST_CONV_LAYER,
     PIXEL_MEAN,

@@ -30,7 +30,7 @@ __all__ = [
 
 # Modules whose import registers the built-in backbones; imported on first lookup so that
 # ``import littlevision.models.registry`` stays cheap and free of import cycles.
-_BUILTIN_MODULES = ("littlevision.models.efficientnet_lite",)
+_BUILTIN_MODULES = ("littlevision.models._efficientnet_lite",)
 
 
 @dataclass(frozen=True)

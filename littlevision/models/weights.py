@@ -210,7 +210,7 @@ def load_imagenet_weights(model: keras.Model, variant: str) -> None:
     Layers are matched by name, so the model may lack the classifier or use another input size.
 
     Args:
-        model: Built by :func:`littlevision.models.efficientnet_lite` for ``variant``.
+        model: Built by :func:`littlevision.models._efficientnet_lite` for ``variant``.
         variant: ``"lite0"``, ``"lite1"`` or ``"lite2"``.
 
     Raises:

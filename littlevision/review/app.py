@@ -183,7 +183,7 @@ def create_app(session: ReviewSession, thumbs: ThumbnailCache | None = None) -> 
         except DecodeError as e:
             return _error(422, "not_image", str(e))
         try:
-            from littlevision.explain.gradcam import gradcam_overlay
+            from littlevision.explain._gradcam import gradcam_overlay
 
             if "bundle" not in explainer:
                 from littlevision.bundle import Bundle

@@ -125,7 +125,7 @@ def doctor_report(target: DataTarget, dataset, *, quick: bool = False, reporter:
     are applied either way)."""
     from littlevision.cache import cache_dir
     from littlevision.doctor.config import DoctorConfig
-    from littlevision.doctor.examine import examine
+    from littlevision.doctor.examination import examine
     from littlevision.doctor.report import Report
     from littlevision.review.journal import drop_reviewed
 

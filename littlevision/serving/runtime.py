@@ -322,7 +322,7 @@ def _warm_explain(model: LoadedModel) -> None:
         if not model.bundle.keras_path.is_file():
             log.warning("--warm-explain: this run has no model.keras; /v1/explain will answer 501")
             return
-        from littlevision.explain.gradcam import gradcam_overlay
+        from littlevision.explain._gradcam import gradcam_overlay
 
         size = model.image_size
         gradcam_overlay(model.bundle, np.zeros((size, size, 3), np.uint8), class_index=0)

@@ -24,9 +24,9 @@ _EXPORTS = {
     "Finetune": "littlevision.training.finetune",
     "Auto": "littlevision.training.auto",
     "choose_recipe": "littlevision.training.auto",
-    "CompareRow": "littlevision.training.compare",
-    "Comparison": "littlevision.training.compare",
-    "compare": "littlevision.training.compare",
+    "CompareRow": "littlevision.training.comparison",
+    "Comparison": "littlevision.training.comparison",
+    "compare": "littlevision.training.comparison",
 }
 
 __all__ = sorted(_EXPORTS)

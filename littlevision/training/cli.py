@@ -60,7 +60,7 @@ def register(app: typer.Typer, friendly) -> None:
         from littlevision._console import console, out, reporter
         from littlevision._paths import check_output_dir
         from littlevision.data.source import open_dataset
-        from littlevision.training.compare import compare as compare_fn
+        from littlevision.training.comparison import compare as compare_fn
         from littlevision.training.run import TrainConfig
 
         check_output_dir(output, "--output")

@@ -222,7 +222,12 @@ def write_fast_model(output: Path, result, train, val, config: TrainConfig) -> d
     y_val = val.y[result.val_indices]
     candidate = output / f".{q.FAST_MODEL}.candidate"
     try:
-        fast_probs = _fast_candidate(candidate, output / "model.onnx", result, train, val_paths)
+        try:
+            fast_probs = _fast_candidate(candidate, output / "model.onnx", result, train, val_paths)
+        except Exception as e:  # onnxruntime.quantization raises its own untyped errors
+            # The fast model is optional: a quantiser that cannot handle this graph costs the
+            # run its int8 copy, never the trained model (the card says why).
+            return {"written": False, "reason": f"int8 quantisation failed: {str(e)[:200]}"}
         speedup = _speedup(output / "model.onnx", candidate, val_paths, result.image_size)
         gate = q.compare(result.val_probabilities, fast_probs, y_val, speedup=speedup)
         return finish_gate(output, candidate, gate)

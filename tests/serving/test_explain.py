@@ -82,14 +82,14 @@ def test_without_a_keras_model_the_answer_is_a_clear_501(client, run_dir, photo)
 
 _GRADCAM_READY = (
     importlib.util.find_spec("littlevision.explain") is not None
-    and importlib.util.find_spec("littlevision.explain.gradcam") is not None
+    and importlib.util.find_spec("littlevision.explain._gradcam") is not None
 )
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(
     not _GRADCAM_READY,
-    reason="SKIP UNTIL AVAILABLE: littlevision.explain.gradcam is not importable yet",
+    reason="SKIP UNTIL AVAILABLE: littlevision.explain._gradcam is not importable yet",
 )
 def test_real_gradcam_on_a_real_keras_bundle(make_client, run_dir, photo):
     """Grad-CAM for real: a small Keras CNN saved as the bundle's model.keras (imports TF)."""

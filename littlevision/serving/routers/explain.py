@@ -35,7 +35,7 @@ Explainer = Callable[[LoadedModel, bytes, int], bytes]
 
 
 def get_explainer(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Explainer:
-    """Grad-CAM from ``littlevision.explain.gradcam`` on the bundle's Keras model.
+    """Grad-CAM from ``littlevision.explain._gradcam`` on the bundle's Keras model.
 
     Everything slow (importing TensorFlow, loading the Keras model, decoding the image at full
     size for the overlay) happens inside the returned function, on the explain thread, so
@@ -57,7 +57,7 @@ def get_explainer(runtime: Annotated[Runtime, Depends(get_runtime)]) -> Explaine
                 "This run has no model.keras, which Grad-CAM needs. Predictions still work.",
             )
         try:
-            from littlevision.explain.gradcam import gradcam_overlay
+            from littlevision.explain._gradcam import gradcam_overlay
         except ImportError as e:
             raise ApiError(
                 501,

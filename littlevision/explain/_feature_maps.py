@@ -98,8 +98,8 @@ def default_layers(layers: Sequence[LayerInfo]) -> list[LayerInfo]:
 
 
 def _model_and_image(model, image):
+    from littlevision.explain._gradcam import _to_uint8
     from littlevision.explain._graph import as_keras_model
-    from littlevision.explain.gradcam import _to_uint8
 
     keras_model, _ = as_keras_model(model)
     size = int(keras_model.inputs[0].shape[1])

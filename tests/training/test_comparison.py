@@ -71,7 +71,7 @@ def test_compare_runs_tables_runs_trained_already_and_refuses_different_splits(t
 
     from littlevision.bundle import Bundle
     from littlevision.errors import UserError
-    from littlevision.training.compare import compare_runs
+    from littlevision.training.comparison import compare_runs
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_run, copy)
@@ -126,7 +126,7 @@ def test_compare_backbones_trains_each_pair_and_draws_the_speed_frontier(small_f
 
 
 def test_frontier_keeps_what_no_other_beats_on_both():
-    from littlevision.training.compare import frontier
+    from littlevision.training.comparison import frontier
 
     points = [(0.90, 100.0), (0.95, 40.0), (0.89, 50.0), (0.95, 30.0)]
     assert frontier(points) == [True, True, False, False]
