@@ -107,10 +107,18 @@ def browser(tmp_path_factory):
             context.close()
 
 
+def wait_true(page, expression: str, arg=None, timeout_s: float = 30.0) -> None:
+    """Poll ``expression`` from Python until it is truthy. ``wait_for_function`` would build its
+    predicate with eval inside the page, which the page's own CSP (script-src 'self') forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s:.0f} s: {expression}")
+        page.wait_for_timeout(50)
+
+
 def wait_status(page, words: str) -> str:
-    page.wait_for_function(
-        "w => document.querySelector('#status').textContent.includes(w)", arg=words, timeout=15000
-    )
+    wait_true(page, "w => document.querySelector('#status').textContent.includes(w)", words, 15)
     return page.inner_text("#status")
 
 
@@ -134,7 +142,7 @@ def test_review_by_keyboard(browser, pets, tmp_path, cats_dogs_dir):
         page.wait_for_selector("body[data-ready='1']")
         assert page.locator("#tabs button").count() == 3  # findings, label next, all images
         assert "exact_duplicates" in page.inner_text("#detail")
-        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        wait_true(page, "Array.from(document.images).every(i => i.complete)")
         shoot(page, tmp_path, "review-findings")
 
         # Tab to 'All images', arrow to cats/cat.2.jpg, press 2: it becomes a dog
@@ -165,7 +173,7 @@ def test_review_by_keyboard(browser, pets, tmp_path, cats_dogs_dir):
         # Label next: the model's guess is preselected, Enter accepts it
         page.keyboard.press("Shift+Tab")
         assert page.get_attribute("#tabs button[aria-selected='true']", "data-queue") == "next"
-        page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+        wait_true(page, "Array.from(document.images).every(i => i.complete)")
         shoot(page, tmp_path, "review-label-next")
         guess = page.get_attribute(".actions button.suggested", "data-class")
         name = page.get_attribute(".files img", "alt").rsplit("/", 1)[1]

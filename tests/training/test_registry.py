@@ -31,8 +31,8 @@ def test_the_backbone_inside_the_model_is_asked_of_the_recipe():
     assert create_recipe("bottleneck", backbone="lite0").model_backbone_ == "lite0"
     auto = create_recipe("auto", backbone="lite0")
     assert auto.model_backbone_ == "lite0"
-    auto.chosen_ = "scratch"  # what fit sets when the data calls for scratch
-    assert auto.model_backbone_ is None and auto.get_params()["backbone"] == "lite0"
+    auto.chosen_backbone_ = "lite2"  # what fit sets when the search's winner is on lite2
+    assert auto.model_backbone_ == "lite2" and auto.get_params()["backbone"] == "lite0"
 
 
 def test_an_unknown_recipe_is_one_sentence():
