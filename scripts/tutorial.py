@@ -100,6 +100,9 @@ def to_html(nb) -> str:
 
     exporter = HTMLExporter(template_name="lab")
     body, _ = exporter.from_notebook_node(nb)
+    # Outputs name the data by its absolute path: write it relative to the checkout instead, so
+    # the committed page holds no one's machine paths.
+    body = body.replace(str(REPO.parent), "..")
     return _REMOTE_SCRIPT.sub("", body)
 
 
