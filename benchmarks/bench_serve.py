@@ -379,25 +379,28 @@ async def sigterm_under_load(
 # -- bad input ---------------------------------------------------------------------------------
 
 
-def bad_corpus(photo: bytes) -> list[tuple[str, dict]]:
-    """(name, httpx request kwargs) for every kind of bad input, plus odd valid images."""
+def png_bomb(w: int, h: int) -> bytes:
+    """A tiny PNG whose header claims ``w`` x ``h`` pixels (a decompression bomb)."""
     import struct
     import zlib
 
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def bad_corpus(photo: bytes) -> list[tuple[str, dict]]:
+    """(name, httpx request kwargs) for every kind of bad input, plus odd valid images."""
+
     from PIL import Image
-
-    def png_bomb(w: int, h: int) -> bytes:
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-        ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b"")
-        )
 
     rng = random.Random(0)
     raw = lambda data, ctype="image/jpeg": {"content": data, "headers": {"Content-Type": ctype}}  # noqa: E731

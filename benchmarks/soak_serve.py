@@ -43,28 +43,15 @@ from bench_serve import (  # noqa: E402
     closed_loop,
     pct,
     photos,
+    png_bomb,
     train_small_bundle,
 )
+
+from littlevision._system import available_cores  # noqa: E402
 
 
 def bad_requests(photo: bytes, size: int) -> list[tuple[str, str, bytes, str]]:
     """(name, path, body, content type) of requests that must each get a 4xx."""
-    import struct
-    import zlib
-
-    def png_bomb(w: int, h: int) -> bytes:
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-        ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n"
-            + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b"")
-        )
-
     rng = random.Random(0)
     deep = b'{"image_base64": ' + b"[" * 1000 + b"]" * 1000 + b"}"
     tensor = json.dumps(
@@ -262,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     size = Bundle.load(run_dir).image_size
     result: dict = {
         "run": str(run_dir),
-        "cores": _cores(),
+        "cores": available_cores(),
         "load_average_start": os.getloadavg(),
         "minutes_asked": a.minutes,
     }
@@ -321,9 +308,3 @@ def report(r: dict) -> str:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def _cores() -> int:
-    from littlevision._system import available_cores
-
-    return available_cores()
