@@ -15,41 +15,15 @@ from pathlib import Path
 import pytest
 
 from littlevision.explain.report import SECTIONS
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.browser import chromium
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def browser_page(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Debian chromium is not installed (make browser-deps)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), 1280, 900) as context:
+        yield context.new_page()
 
 
 def test_report_renders_with_every_image_and_no_errors(browser_page, report_html, tmp_path):

@@ -18,20 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import chromium
 from tests.review.conftest import tree
 
 REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = pytest.mark.browser
 
 
@@ -87,24 +77,8 @@ def shoot(page, tmp_path: Path, name: str) -> Path:
 
 @pytest.fixture
 def browser(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Debian chromium is not installed (make browser-deps)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
-    )
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1100, "height": 720},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), 1100, 720) as context:
+        yield context.new_page()
 
 
 def wait_true(page, expression: str, arg=None, timeout_s: float = 30.0) -> None:

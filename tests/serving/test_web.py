@@ -16,36 +16,14 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.browser import chromium
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip(
-            "Debian's chromium is not installed (apt-get install chromium, or make browser-deps)"
-        )
-    return path
 
 
 @pytest.fixture
 def browser_page(tmp_path):
     """A page in a fresh Chromium profile that may only talk to 127.0.0.1."""
-    sync_api = pytest.importorskip(
-        "playwright.sync_api",
-        reason="playwright is not installed (pip install -e '.[dev]'; never `playwright install`)",
-    )
-    executable = chromium_path()
     elsewhere: list[str] = []
 
     def only_loopback(route):
@@ -56,21 +34,11 @@ def browser_page(tmp_path):
             elsewhere.append(url)
             route.abort()
 
-    with sync_api.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=executable,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 900},
-        )
+    with chromium(tmp_path / "profile", 1000, 900) as context:
         context.route("**/*", only_loopback)
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(20_000)
-        try:
-            yield page
-        finally:
-            context.close()
+        yield page
     assert elsewhere == [], f"the page tried to reach beyond 127.0.0.1: {elsewhere}"
 
 
