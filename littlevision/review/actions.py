@@ -182,17 +182,7 @@ def relabel(
             "item": item,
             "time": now(),
         }
-        journal.append(rec)  # on disk before the file moves
-        try:
-            dst_dir.mkdir(parents=True, exist_ok=True)
-            _move(src, dst)
-        except OSError as e:
-            _failed(journal, rec, e)
-            raise ConflictError(
-                f"Could not move {file}: {e.strerror or e}. Nothing was changed."
-            ) from None
-        fsync_folder(dst.parent)
-        fsync_folder(src.parent)
+        _journaled_move(journal, rec, src, dst, file)
     return ActionResult(
         rec["id"], "relabel", file, rec["to"], f"{file}: {old} -> {new_class}", item, rec
     )
@@ -278,7 +268,7 @@ def _journaled_move(journal: Journal, rec: dict, src: Path, dst: Path, shown: st
     Raises:
         ConflictError: the move failed (``shown`` names the file); nothing was changed.
     """
-    journal.append(rec)
+    journal.append(rec)  # on disk before the file moves
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         _move(src, dst)
@@ -395,15 +385,7 @@ def label(
             file_id = dst.relative_to(target.images).as_posix()
             rec["csv"] = str(target.csv)
             rec["appended"] = append_row(table, file_id, new_class)
-        journal.append(rec)
-        try:
-            dst_dir.mkdir(parents=True, exist_ok=True)
-            _move(source, dst)
-        except OSError as e:
-            _failed(journal, rec, e)
-            raise ConflictError(
-                f"Could not move {source.name}: {e.strerror or e}. Nothing was changed."
-            ) from None
+        _journaled_move(journal, rec, source, dst, source.name)
         if table is not None:
             from littlevision.review.csvlabels import write_atomic
 
@@ -415,8 +397,6 @@ def label(
                 raise ConflictError(
                     f"Could not add a row to {target.csv.name}: {e.strerror or e}. Nothing was changed."
                 ) from None
-        fsync_folder(dst.parent)
-        fsync_folder(source.parent)
     return ActionResult(
         rec["id"], "label", name, rec["to"], f"{source.name} -> {new_class}", item, rec
     )
